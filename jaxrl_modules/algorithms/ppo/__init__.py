@@ -1,0 +1,5 @@
+"""PPO: the default module (and, with its learner and config, the algorithm)."""
+
+from jaxrl_modules.algorithms.ppo.module import DefaultPPORLModule
+
+__all__ = ["DefaultPPORLModule"]

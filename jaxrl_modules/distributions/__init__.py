@@ -1,0 +1,48 @@
+"""Action distributions on distrax, with RLlib's names, and the default choice per space."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import jax
+import numpy as np
+
+from jaxrl_modules.distributions.base import Deterministic, RLlibDistributionMixin
+from jaxrl_modules.distributions.categorical import Categorical, MultiCategorical
+from jaxrl_modules.distributions.gaussian import DiagGaussian, SquashedGaussian
+from jaxrl_modules.distributions.multi import MultiDistribution
+
+__all__ = [
+    "Categorical", "DiagGaussian", "SquashedGaussian", "Deterministic", "MultiCategorical",
+    "MultiDistribution", "RLlibDistributionMixin", "default_dist_cls",
+]
+
+
+def default_dist_cls(space: gym.Space, box_cls: type = DiagGaussian) -> type:
+    """RLlib's catalog choice: Discrete -> Categorical, 1-D float Box -> `box_cls`,
+    MultiDiscrete -> MultiCategorical, Tuple/Dict -> MultiDistribution (recursively)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return Categorical
+    if isinstance(space, gym.spaces.Box):
+        if not np.issubdtype(space.dtype, np.floating):
+            raise ValueError(f"Box action spaces must have a float dtype; got {space.dtype} in {space}")
+        if len(space.shape) != 1:
+            raise ValueError(f"Box action spaces must be 1-D; got shape {space.shape} in {space}")
+        return box_cls
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return MultiCategorical.get_partial_dist_cls(input_lens=tuple(int(n) for n in space.nvec))
+    if isinstance(space, (gym.spaces.Tuple, gym.spaces.Dict)):
+        sub = space.spaces
+        if isinstance(space, gym.spaces.Tuple):
+            cls_struct = tuple(default_dist_cls(s, box_cls) for s in sub)
+            spaces = list(sub)
+        else:
+            cls_struct = {k: default_dist_cls(s, box_cls) for k, s in sub.items()}
+            spaces = [sub[k] for k in sorted(sub)]
+        classes = jax.tree_util.tree_leaves(cls_struct, is_leaf=lambda x: isinstance(x, type))
+        input_lens = tuple(c.required_input_dim(s) for c, s in zip(classes, spaces))
+        return MultiDistribution.get_partial_dist_cls(
+            child_distribution_cls_struct=cls_struct, input_lens=input_lens
+        )
+    raise ValueError(
+        f"Unsupported action space {space}; expected Discrete, Box, MultiDiscrete, Tuple or Dict."
+    )

@@ -1,0 +1,77 @@
+"""DiagGaussian (Box actions) and SquashedGaussian (bounded Box actions, SAC)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import distrax
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_modules.distributions.base import Deterministic, RLlibDistributionMixin
+
+# RLlib's MIN_LOG_NN_OUTPUT / MAX_LOG_NN_OUTPUT for the squashed Gaussian's log-std.
+MIN_LOG_STD, MAX_LOG_STD = -5.0, 2.0
+
+
+def _box_dim(space: gym.Space, name: str) -> int:
+    if not isinstance(space, gym.spaces.Box):
+        raise TypeError(f"{name} needs a Box action space; got {space}")
+    return int(np.prod(space.shape))
+
+
+class DiagGaussian(RLlibDistributionMixin, distrax.MultivariateNormalDiag):
+    """Diagonal Gaussian; inputs are `[..., 2d]`: first half mean, second half log-std."""
+
+    @classmethod
+    def from_logits(cls, inputs: jax.Array, **kwargs: Any) -> "DiagGaussian":
+        mean, log_std = jnp.split(inputs, 2, axis=-1)
+        return cls(loc=mean, scale_diag=jnp.exp(log_std))
+
+    @classmethod
+    def required_input_dim(cls, space: gym.Space, model_config: Optional[Any] = None) -> int:
+        return 2 * _box_dim(space, cls.__name__)
+
+    def to_deterministic(self) -> Deterministic:
+        return Deterministic(self.loc, event_ndims=1)
+
+
+class SquashedGaussian(RLlibDistributionMixin, distrax.Transformed):
+    """tanh-squashed diagonal Gaussian rescaled to `[low, high]` (default [-1, 1]).
+
+    `from_logits` clamps the log-std to [-5, 2] as RLlib does. Unlike RLlib, the log-prob
+    includes the Jacobian of the rescaling, and `to_deterministic` returns the squashed
+    mean (an action inside the bounds), not the raw Gaussian mean.
+    """
+
+    def __init__(self, loc: jax.Array, scale: jax.Array, low: float = -1.0, high: float = 1.0):
+        self.low, self.high = low, high
+        base = distrax.MultivariateNormalDiag(loc=loc, scale_diag=scale)
+        affine = distrax.ScalarAffine(shift=(high + low) / 2.0, scale=(high - low) / 2.0)
+        super().__init__(base, distrax.Block(distrax.Chain([affine, distrax.Tanh()]), 1))
+
+    @classmethod
+    def from_logits(cls, inputs: jax.Array, **kwargs: Any) -> "SquashedGaussian":
+        kwargs = cls._bound(kwargs)
+        mean, log_std = jnp.split(inputs, 2, axis=-1)
+        log_std = jnp.clip(log_std, MIN_LOG_STD, MAX_LOG_STD)
+        return cls(mean, jnp.exp(log_std), kwargs.get("low", -1.0), kwargs.get("high", 1.0))
+
+    @classmethod
+    def required_input_dim(cls, space: gym.Space, model_config: Optional[Any] = None) -> int:
+        return 2 * _box_dim(space, cls.__name__)
+
+    def log_prob(self, value: jax.Array) -> jax.Array:
+        eps = 1e-6 * (self.high - self.low) / 2.0
+        return super().log_prob(jnp.clip(value, self.low + eps, self.high - eps))
+
+    def entropy(self) -> jax.Array:
+        raise ValueError("SquashedGaussian has no closed-form entropy; use -logp of samples.")
+
+    def mode(self) -> jax.Array:
+        return self.bijector.forward(self.distribution.loc)
+
+    def to_deterministic(self) -> Deterministic:
+        return Deterministic(self.mode(), event_ndims=1)

@@ -1,0 +1,263 @@
+"""RLModule: a flax.linen module described by spaces and a model config, whose weights
+are an explicit params pytree and whose forward passes are pure, jitted functions.
+
+Authors override `setup` and `_forward` / `_forward_{exploration,inference,train}` as in
+RLlib. Users call the unbound, functional API:
+
+    params = module.init(rng)
+    out = module.forward_exploration(params, {Columns.OBS: obs}, rng)
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+
+from jaxrl_modules.apis import QNetAPI, SelfSupervisedLossAPI, TargetNetworkAPI, ValueFunctionAPI
+from jaxrl_modules.columns import Columns
+from jaxrl_modules.distributions import default_dist_cls
+from jaxrl_modules.spaces import check_obs, space_zeros
+
+PHASES = ("exploration", "inference", "train")
+
+
+def module_rng(rng: jax.Array, module_id: str) -> jax.Array:
+    """A module's own random stream: depends on its ModuleID only, not on other ids."""
+    return jax.random.fold_in(rng, zlib.crc32(module_id.encode()) & 0x7FFFFFFF)
+
+
+class RLModule(nn.Module):
+    """Base class of every module. Fields as RLlib's constructor; never override __init__."""
+
+    observation_space: Any = None
+    action_space: Any = None
+    inference_only: bool = False
+    model_config: Any = None
+
+    def setup(self) -> None:
+        """Build flax submodules as attributes here (call `super().setup()`)."""
+
+    def _forward(self, batch: dict, **kwargs: Any) -> dict:
+        """Fallback of all three phases; returns ACTIONS and/or ACTION_DIST_INPUTS."""
+        return {}
+
+    def _forward_inference(self, batch: dict, **kwargs: Any) -> dict:
+        return self._forward(batch, **kwargs)
+
+    def _forward_exploration(self, batch: dict, **kwargs: Any) -> dict:
+        return self._forward(batch, **kwargs)
+
+    def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
+        return self._forward(batch, **kwargs)
+
+    def _init_all(self, batch: dict) -> None:
+        """Touches every path a later call can take, so `init` creates all params."""
+        self._forward_inference(batch)
+        self._forward_exploration(batch)
+        if self.inference_only:
+            return
+        fwd_out = self._forward_train(batch)
+        if isinstance(self, ValueFunctionAPI):
+            self._compute_values(batch)
+            if Columns.EMBEDDINGS in fwd_out:
+                self._compute_values(batch, embeddings=fwd_out[Columns.EMBEDDINGS])
+        if isinstance(self, QNetAPI):
+            self._compute_q_values(batch)
+        if isinstance(self, TargetNetworkAPI):
+            self._forward_target(batch)
+        if isinstance(self, SelfSupervisedLossAPI):
+            self.compute_self_supervised_loss(batch, fwd_out)
+
+    # ----------------------------------------------------------------- spaces, state, dists
+    @nn.nowrap
+    def get_inference_action_dist_cls(self) -> type:
+        return default_dist_cls(self._require_action_space())
+
+    @nn.nowrap
+    def get_exploration_action_dist_cls(self) -> type:
+        return self.get_inference_action_dist_cls()
+
+    @nn.nowrap
+    def get_train_action_dist_cls(self) -> type:
+        return self.get_inference_action_dist_cls()
+
+    @nn.nowrap
+    def get_initial_state(self) -> Any:
+        """The recurrent state without batch axis; `{}` for stateless modules."""
+        return {}
+
+    @nn.nowrap
+    def is_stateful(self) -> bool:
+        state = self.get_initial_state()
+        if not isinstance(state, Mapping):
+            raise TypeError(f"get_initial_state() must return a dict; got {type(state).__name__}")
+        return bool(state)
+
+    @nn.nowrap
+    def _require_action_space(self) -> gym.Space:
+        if self.action_space is None:
+            raise ValueError(f"{type(self).__name__} has no action_space; give one to pick a distribution.")
+        return self.action_space
+
+    @nn.nowrap
+    def dummy_batch(self, batch_size: int = 1) -> dict:
+        """A zero batch built from the spaces, used by `init` to create every param."""
+        stateful = self.is_stateful()
+        lead = (batch_size, 1) if stateful else (batch_size,)
+        batch = {Columns.OBS: space_zeros(self.observation_space, lead),
+                 Columns.NEXT_OBS: space_zeros(self.observation_space, lead),
+                 Columns.REWARDS: jnp.zeros(lead), Columns.TERMINATEDS: jnp.zeros(lead, bool),
+                 Columns.TRUNCATEDS: jnp.zeros(lead, bool)}
+        if self.action_space is not None:
+            batch[Columns.ACTIONS] = space_zeros(self.action_space, lead)
+        if stateful:
+            batch[Columns.STATE_IN] = jax.tree_util.tree_map(
+                lambda x: jnp.broadcast_to(x, (batch_size,) + x.shape), self.get_initial_state())
+        return batch
+
+    @nn.nowrap
+    def _validate_batch(self, batch: Any) -> None:
+        """Trace-time checks: runs only when a jitted function is traced, so it is free per call."""
+        if not isinstance(batch, Mapping):
+            raise TypeError(f"{type(self).__name__} expects a batch dict; got {type(batch).__name__}")
+        if Columns.OBS not in batch:
+            raise ValueError(f"{type(self).__name__}: the batch is missing {Columns.OBS!r}; got keys {sorted(batch)}")
+        if self.observation_space is not None:
+            stateful = self.is_stateful()
+            check_obs(self.observation_space, batch[Columns.OBS], 2 if stateful else 1)
+            if stateful and Columns.STATE_IN not in batch:
+                raise ValueError(f"{type(self).__name__} is stateful: the batch needs {Columns.STATE_IN!r} "
+                                 f"shaped like get_initial_state() with a batch axis; got keys {sorted(batch)}")
+
+    # ----------------------------------------------------------------- functional API
+    @nn.nowrap
+    def _cached(self, key: Any, build: Callable[[], Callable]) -> Callable:
+        """One jitted closure per key per instance (linen modules are frozen and unhashable)."""
+        cache = self.__dict__.get("_jit_cache")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_jit_cache", cache)
+        fn = cache.get(key)
+        if fn is None:
+            fn = cache[key] = build()
+        return fn
+
+    @nn.nowrap
+    def init(self, rng: Any, *args: Any, **kwargs: Any) -> Any:
+        """`init(rng) -> params`: a plain nested dict covering every forward path.
+
+        With extra arguments this is flax's own `Module.init` (variables dict).
+        """
+        if args or kwargs or isinstance(rng, Mapping):
+            return nn.Module.init(self, rng, *args, **kwargs)
+        if self.observation_space is None:
+            raise ValueError(f"{type(self).__name__} needs an observation_space to be initialised; got None.")
+        return self._cached(("init",), lambda: jax.jit(self.init_fn))(rng)
+
+    @nn.nowrap
+    def init_fn(self, rng: jax.Array) -> dict:
+        """The pure (un-jitted) body of `init`."""
+        batch = self.dummy_batch()
+        params_rng, action_rng = jax.random.split(rng)
+        try:
+            variables = nn.Module.init(self, {"params": params_rng, "action": action_rng}, batch,
+                                       method=RLModule._init_all)
+        except KeyError as err:
+            raise ValueError(
+                f"{type(self).__name__} cannot be initialised from its spaces alone: its forward reads "
+                f"column {err.args[0]!r}, which the dummy batch {sorted(batch)} lacks. Override "
+                "dummy_batch(), or initialise it through its MultiRLModule."
+            ) from None
+        return dict(variables.get("params", {}))
+
+    @nn.nowrap
+    def phase_fn(self, phase: str) -> Callable:
+        """The pure, un-jitted `(params, batch, rng, **kw) -> out` of a phase (for vmap/grad)."""
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}; got {phase!r}")
+
+        def fn(params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
+            self._validate_batch(batch)
+            if phase == "train" and self.inference_only:
+                raise RuntimeError(f"{type(self).__name__} is inference_only: forward_train is not available.")
+            if rng is None:
+                rng = jax.random.key(0)
+            out = dict(self.apply({"params": params}, batch, method=f"_forward_{phase}",
+                                  rngs={"action": rng}, **kwargs))
+            return self.postprocess(phase, out, rng)
+
+        return fn
+
+    @nn.nowrap
+    def postprocess(self, phase: str, out: dict, rng: jax.Array) -> dict:
+        """Adds ACTIONS (sampled / deterministic) and ACTION_LOGP from ACTION_DIST_INPUTS."""
+        if phase == "train" or Columns.ACTION_DIST_INPUTS not in out:
+            return out
+        if phase == "exploration":
+            dist = self.get_exploration_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+            if Columns.ACTIONS not in out:
+                out[Columns.ACTIONS] = dist.sample(seed=rng)
+            if Columns.ACTION_LOGP not in out:
+                out[Columns.ACTION_LOGP] = dist.log_prob(out[Columns.ACTIONS])
+        elif Columns.ACTIONS not in out:
+            dist = self.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+            out[Columns.ACTIONS] = dist.to_deterministic().sample(seed=rng)
+        return out
+
+    @nn.nowrap
+    def _jitted_phase(self, phase: str, with_rng: bool) -> Callable:
+        return self._cached((phase, with_rng), lambda: jax.jit(self.phase_fn(phase)))
+
+    @nn.nowrap
+    def forward_exploration(self, params: Any, batch: dict, rng: jax.Array, **kwargs: Any) -> dict:
+        """Sampled actions: `{ACTIONS, ACTION_LOGP, ACTION_DIST_INPUTS, ...}` each `[B, ...]`."""
+        return self._jitted_phase("exploration", True)(params, batch, rng, **kwargs)
+
+    @nn.nowrap
+    def forward_inference(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
+        """Deterministic actions (argmax / mean) unless the module returns its own."""
+        if rng is None:
+            return self._jitted_phase("inference", False)(params, batch, **kwargs)
+        return self._jitted_phase("inference", True)(params, batch, rng, **kwargs)
+
+    @nn.nowrap
+    def forward_train(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
+        """What the loss needs (ACTION_DIST_INPUTS, EMBEDDINGS, ...); differentiable in params."""
+        if rng is None:
+            return self._jitted_phase("train", False)(params, batch, **kwargs)
+        return self._jitted_phase("train", True)(params, batch, rng, **kwargs)
+
+    # ----------------------------------------------------------------- checkpoints
+    @nn.nowrap
+    def save_to_path(self, path: Any, params: Any) -> str:
+        """Writes params (orbax) and metadata.json atomically; returns the path."""
+        from jaxrl_modules.checkpoint import save_module
+
+        return save_module(self, params, path)
+
+    @nn.nowrap
+    def restore_from_path(self, path: Any) -> Any:
+        """Loads params saved by `save_to_path`, validating class, tree, shapes and dtypes."""
+        from jaxrl_modules.checkpoint import restore_params
+
+        return restore_params(self, path)
+
+    @classmethod
+    def from_checkpoint(cls, path: Any) -> tuple["RLModule", Any]:
+        """Rebuilds `(module, params)` from a checkpoint directory."""
+        from jaxrl_modules.checkpoint import load_module
+
+        return load_module(path, expected_cls=cls)
+
+    @nn.nowrap
+    def as_multi_rl_module(self) -> Any:
+        from jaxrl_modules.multi_rl_module import MultiRLModule
+        from jaxrl_modules.rl_module_spec import RLModuleSpec
+
+        return MultiRLModule(rl_module_specs={"default_policy": RLModuleSpec.from_module(self)})
