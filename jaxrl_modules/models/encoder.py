@@ -94,7 +94,7 @@ def make_head(config: DefaultModelConfig, output_dim: int, dist_cls: Optional[ty
         name=name,
     )
     is_gaussian = dist_cls is not None and issubclass(dist_cls, DiagGaussian)
-    if config.free_log_std:
+    if config.free_log_std and dist_cls is not None:
         if not is_gaussian:
             raise ValueError(f"free_log_std=True needs a DiagGaussian action distribution; got {dist_cls}")
         return FreeLogStdHead(action_dim=output_dim // 2, log_std_clip=config.log_std_clip_param, **common)

@@ -1,0 +1,46 @@
+"""Shared fixtures: small spaces and modules, built once per session so jits are reused."""
+
+import gymnasium as gym
+import jax
+import numpy as np
+import pytest
+
+from jaxrl_modules import DefaultModelConfig, RLModuleSpec
+from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+CARTPOLE_OBS = gym.spaces.Box(
+    np.array([-4.8, -np.inf, -0.41887903, -np.inf], np.float32),
+    np.array([4.8, np.inf, 0.41887903, np.inf], np.float32), (4,), np.float32)
+CARTPOLE_ACT = gym.spaces.Discrete(2)
+
+
+@pytest.fixture(scope="session")
+def cartpole_spaces():
+    return CARTPOLE_OBS, CARTPOLE_ACT
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    return DefaultModelConfig(fcnet_hiddens=[16, 16])
+
+
+@pytest.fixture(scope="session")
+def ppo_module(small_config):
+    return DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT, model_config=small_config)
+
+
+@pytest.fixture(scope="session")
+def ppo_params(ppo_module):
+    return ppo_module.init(jax.random.key(0))
+
+
+@pytest.fixture(scope="session")
+def ppo_spec(small_config):
+    return RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=small_config)
+
+
+@pytest.fixture
+def obs_batch():
+    return np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
