@@ -110,12 +110,12 @@ class RLModule(nn.Module):
         """A zero batch built from the spaces, used by `init` to create every param."""
         stateful = self.is_stateful()
         lead = (batch_size, 1) if stateful else (batch_size,)
-        batch = {Columns.OBS: space_zeros(self.observation_space, lead),
-                 Columns.NEXT_OBS: space_zeros(self.observation_space, lead),
+        batch = {Columns.OBS: space_zeros(self.observation_space, lead, "observation"),
+                 Columns.NEXT_OBS: space_zeros(self.observation_space, lead, "observation"),
                  Columns.REWARDS: jnp.zeros(lead), Columns.TERMINATEDS: jnp.zeros(lead, bool),
                  Columns.TRUNCATEDS: jnp.zeros(lead, bool)}
         if self.action_space is not None:
-            batch[Columns.ACTIONS] = space_zeros(self.action_space, lead)
+            batch[Columns.ACTIONS] = space_zeros(self.action_space, lead, "action")
         if stateful:
             batch[Columns.STATE_IN] = jax.tree_util.tree_map(
                 lambda x: jnp.broadcast_to(x, (batch_size,) + x.shape), self.get_initial_state())

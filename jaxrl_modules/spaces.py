@@ -11,16 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def space_zeros(space: gym.Space, lead: tuple) -> Any:
+def space_zeros(space: gym.Space, lead: tuple, what: str = "") -> Any:
     """Zeros shaped `[*lead, *space.shape]` with the space's dtype, nested for Tuple/Dict."""
     if isinstance(space, gym.spaces.Dict):
-        return {k: space_zeros(s, lead) for k, s in space.spaces.items()}
+        return {k: space_zeros(s, lead, what) for k, s in space.spaces.items()}
     if isinstance(space, gym.spaces.Tuple):
-        return tuple(space_zeros(s, lead) for s in space.spaces)
+        return tuple(space_zeros(s, lead, what) for s in space.spaces)
     if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
         dtype = jnp.int32 if np.issubdtype(space.dtype, np.integer) else jnp.float32
         return jnp.zeros(lead + tuple(space.shape), dtype)
-    raise ValueError(f"Unsupported space {space}; expected Box, Discrete, MultiDiscrete, MultiBinary, Tuple or Dict.")
+    raise ValueError(f"Unsupported {what + ' ' if what else ''}space {space}; expected Box, Discrete, MultiDiscrete, MultiBinary, Tuple or Dict.")
 
 
 def _shape_str(lead: int, space_shape: tuple) -> str:

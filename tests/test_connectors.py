@@ -1,0 +1,43 @@
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_modules import Columns
+from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
+from jaxrl_modules.connectors import FlattenObservations
+
+
+@pytest.mark.parametrize("space,n", [
+    (gym.spaces.Discrete(3), 3), (gym.spaces.MultiDiscrete([2, 3]), 5), (gym.spaces.Box(0, 1, (2, 3)), 6),
+    (gym.spaces.Box(0, 1, ()), 1), (gym.spaces.MultiBinary(3), 3),
+    (gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Box(0, 1, (2,)))), 4),
+    (gym.spaces.Dict({"z": gym.spaces.Discrete(2), "a": gym.spaces.Box(0, 1, (2,))}), 4),
+])
+def test_flattened_sizes(space, n):
+    f = FlattenObservations(space)
+    assert f.observation_space == gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)
+    space.seed(0)
+    samples = [space.sample() for _ in range(3)]
+    out = f(jax.tree_util.tree_map(lambda *xs: np.stack(xs), *samples))
+    assert out.shape == (3, n) and out.dtype == jnp.float32
+
+
+def test_values_and_order_inside_jit():
+    space = gym.spaces.Dict({"z": gym.spaces.Discrete(3), "a": gym.spaces.MultiDiscrete([2, 2])})
+    f = FlattenObservations(space)
+    obs = {"z": np.array([2, 0]), "a": np.array([[1, 0], [0, 1]])}
+    out = jax.jit(f)(obs)
+    assert out.tolist() == [[0, 1, 1, 0, 0, 0, 1], [1, 0, 0, 1, 1, 0, 0]]  # a first (sorted keys), then z
+
+
+def test_flattened_space_feeds_a_default_module():
+    f = FlattenObservations(gym.spaces.Discrete(5))
+    m = DefaultPPORLModule(observation_space=f.observation_space, action_space=gym.spaces.Discrete(2),
+                           model_config={"fcnet_hiddens": [8]})
+    p = m.init(jax.random.key(0))
+    out = m.forward_inference(p, {Columns.OBS: f(np.array([0, 4]))})
+    assert out[Columns.ACTIONS].shape == (2,)
+    with pytest.raises(ValueError, match="cannot flatten"):
+        FlattenObservations(gym.spaces.Text(3))

@@ -1,0 +1,90 @@
+"""MultiRLModule: params keyed by ModuleID, vmapped groups equal single runs, stacked path."""
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_modules import Columns, MultiRLModuleSpec, RLModuleSpec
+from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
+from jaxrl_modules.rl_module import module_rng
+
+from conftest import CARTPOLE_ACT, CARTPOLE_OBS
+
+
+@pytest.fixture(scope="module")
+def multi(ppo_spec):
+    box = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, gym.spaces.Box(-1, 1, (2,), np.float32),
+                       model_config={"fcnet_hiddens": [8]})
+    return MultiRLModuleSpec(rl_module_specs={"a": ppo_spec, "b": ppo_spec, "c": ppo_spec, "box": box}).build()
+
+
+@pytest.fixture(scope="module")
+def multi_params(multi):
+    return multi.init(jax.random.key(0))
+
+
+def batch(seed, n=5):
+    return {Columns.OBS: np.random.default_rng(seed).normal(size=(n, 4)).astype(np.float32)}
+
+
+def test_params_keyed_by_module_id(multi, multi_params):
+    assert set(multi_params) == {"a", "b", "c", "box"}
+    for mid in multi.keys():
+        own = jax.eval_shape(multi[mid].init, jax.random.key(0))
+        assert jax.tree_util.tree_structure(own) == jax.tree_util.tree_structure(multi_params[mid])
+    assert not jnp.allclose(multi_params["a"]["pi"]["out"]["kernel"], multi_params["b"]["pi"]["out"]["kernel"])
+    assert len(multi) == 4 and "box" in multi and list(multi) == ["a", "b", "c", "box"]
+
+
+def test_vmapped_group_equals_each_module_alone(multi, multi_params):
+    batches = {"a": batch(0), "b": batch(1), "c": batch(2), "box": batch(3)}
+    rng = jax.random.key(42)
+    out = multi.forward_exploration(multi_params, batches, rng)
+    for mid in batches:
+        alone = multi[mid].forward_exploration(multi_params[mid], batches[mid], module_rng(rng, mid))
+        for k in alone:
+            assert jnp.allclose(out[mid][k], alone[k], atol=1e-6), (mid, k)
+    # A module's stream depends on its id only, not on which other ids are present.
+    only_b = multi.forward_exploration(multi_params, {"b": batches["b"]}, rng)
+    assert set(only_b) == {"b"} and jnp.array_equal(only_b["b"][Columns.ACTIONS], out["b"][Columns.ACTIONS])
+    train = multi.forward_train(multi_params, batches)
+    assert train["a"][Columns.EMBEDDINGS].shape == (5, 16)
+
+
+def test_unknown_module_id_is_an_error(multi, multi_params):
+    with pytest.raises(ValueError, match="Unknown ModuleID.*'zzz'"):
+        multi.forward_inference(multi_params, {"zzz": batch(0)})
+    with pytest.raises(TypeError, match="dict"):
+        multi.forward_inference(multi_params, [batch(0)])
+
+
+def test_stacked_path_matches_dict_path(multi, multi_params):
+    mids = ["a", "b", "c"]
+    group = multi.stacked(mids)
+    stacked = multi.stack_params(multi_params, mids)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(jnp.allclose, group.init(jax.random.key(0)), stacked))
+    obs = np.stack([batch(i)[Columns.OBS] for i in range(3)])
+    rng = jax.random.key(5)
+    out = group.forward_exploration(stacked, {Columns.OBS: obs}, rng)
+    assert out[Columns.ACTIONS].shape == (3, 5)
+    ref = multi.forward_exploration(multi_params, {m: {Columns.OBS: obs[i]} for i, m in enumerate(mids)}, rng)
+    for i, m in enumerate(mids):
+        assert jnp.array_equal(out[Columns.ACTIONS][i], ref[m][Columns.ACTIONS])
+    back = multi.unstack_params(stacked, mids)
+    assert jnp.array_equal(back["b"]["pi"]["out"]["kernel"], multi_params["b"]["pi"]["out"]["kernel"])
+    with pytest.raises(ValueError, match="identical specs"):
+        multi.stacked(["a", "box"])
+
+
+def test_with_and_without_module(multi):
+    smaller = multi.without_module("box")
+    assert smaller.keys() == ["a", "b", "c"]
+    bigger = smaller.with_module("d", DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT))
+    assert bigger.keys() == ["a", "b", "c", "d"] and multi.keys() == ["a", "b", "c", "box"]
+
+
+def test_inference_only_multi_drops_critics(ppo_spec):
+    m = MultiRLModuleSpec(rl_module_specs={"a": ppo_spec}, inference_only=True).build()
+    assert "vf" not in m.init(jax.random.key(0))["a"]
