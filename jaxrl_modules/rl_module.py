@@ -217,21 +217,26 @@ class RLModule(nn.Module):
     @nn.nowrap
     def forward_exploration(self, params: Any, batch: dict, rng: jax.Array, **kwargs: Any) -> dict:
         """Sampled actions: `{ACTIONS, ACTION_LOGP, ACTION_DIST_INPUTS, ...}` each `[B, ...]`."""
-        return self._jitted_phase("exploration", True)(params, batch, rng, **kwargs)
+        fn = self._jitted_phase("exploration", True)
+        return fn(params, batch, rng, **kwargs) if kwargs else fn(params, batch, rng)
 
     @nn.nowrap
     def forward_inference(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
         """Deterministic actions (argmax / mean) unless the module returns its own."""
-        if rng is None:
-            return self._jitted_phase("inference", False)(params, batch, **kwargs)
-        return self._jitted_phase("inference", True)(params, batch, rng, **kwargs)
+        return self._call_phase("inference", params, batch, rng, kwargs)
 
     @nn.nowrap
     def forward_train(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
         """What the loss needs (ACTION_DIST_INPUTS, EMBEDDINGS, ...); differentiable in params."""
+        return self._call_phase("train", params, batch, rng, kwargs)
+
+    @nn.nowrap
+    def _call_phase(self, phase: str, params: Any, batch: dict, rng: Optional[jax.Array], kwargs: dict) -> dict:
         if rng is None:
-            return self._jitted_phase("train", False)(params, batch, **kwargs)
-        return self._jitted_phase("train", True)(params, batch, rng, **kwargs)
+            fn = self._jitted_phase(phase, False)
+            return fn(params, batch, **kwargs) if kwargs else fn(params, batch)
+        fn = self._jitted_phase(phase, True)
+        return fn(params, batch, rng, **kwargs) if kwargs else fn(params, batch, rng)
 
     # ----------------------------------------------------------------- checkpoints
     @nn.nowrap

@@ -1,0 +1,48 @@
+"""Timing helpers shared by the benchmarks: interleaved medians, environment facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def time_calls(fn: Callable[[], object], inner: int) -> float:
+    """Seconds per call of `fn`, over `inner` calls, results blocked on."""
+    out = None
+    start = time.perf_counter()
+    for _ in range(inner):
+        out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / inner
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], inner: int, reps: int) -> dict[str, float]:
+    """Median seconds per call of each fn, measured in alternation so drift hits all alike."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # compile and warm up
+    samples: dict[str, list] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            samples[k].append(time_calls(fn, inner))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def environment() -> dict:
+    return {"jax": jax.__version__, "device": str(jax.devices()[0]), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "machine": platform.machine()}
+
+
+def write_results(name: str, data: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=1))
+    return path
