@@ -1,0 +1,68 @@
+"""Sampling from gymnax envs as pure functions, for training fully inside `jax.jit`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl_modules.columns import Columns
+
+
+class RunnerState(NamedTuple):
+    obs: Any
+    env_state: Any
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+
+class JaxEnvRunner:
+    """`num_envs` copies of a gymnax env (auto-resetting), vmapped; `rollout` is a `lax.scan`."""
+
+    def __init__(self, env: Any, env_params: Any, num_envs: int, obs_fn: Optional[Callable] = None):
+        self.env, self.env_params, self.num_envs = env, env_params, num_envs
+        self.obs_fn = obs_fn or (lambda x: x)
+
+    @property
+    def observation_space(self):  # gymnax space -> gymnasium space of the (connected) obs
+        from jaxrl_modules.envs.gymnax_spaces import to_gymnasium
+
+        return to_gymnasium(self.env.observation_space(self.env_params))
+
+    @property
+    def action_space(self):
+        from jaxrl_modules.envs.gymnax_spaces import to_gymnasium
+
+        return to_gymnasium(self.env.action_space(self.env_params))
+
+    def reset(self, rng: jax.Array) -> RunnerState:
+        obs, env_state = jax.vmap(self.env.reset, (0, None))(jax.random.split(rng, self.num_envs), self.env_params)
+        zeros = jnp.zeros(self.num_envs)
+        return RunnerState(obs, env_state, zeros, zeros)
+
+    def rollout(self, act_fn: Callable, params: Any, state: RunnerState, rng: jax.Array, steps: int) -> tuple:
+        """`steps` env steps per env with `act_fn(params, batch, rng)` (a forward_exploration).
+
+        Returns `(state, traj, stats)`: traj columns `[T, N, ...]` (OBS, ACTIONS, ACTION_LOGP,
+        ACTION_DIST_INPUTS, REWARDS, TERMINATEDS, TRUNCATEDS; gymnax resets
+        in the same step, so truncations are not bootstrapped), stats the sum and count of finished episodes.
+        """
+        def step(state: RunnerState, key):
+            k_act, k_env = jax.random.split(key)
+            obs = self.obs_fn(state.obs)
+            out = act_fn(params, {Columns.OBS: obs}, k_act)
+            next_obs, env_state, reward, term, trunc, _ = jax.vmap(self.env.step, (0, 0, 0, None))(
+                jax.random.split(k_env, self.num_envs), state.env_state, out[Columns.ACTIONS], self.env_params)
+            done = term | trunc
+            ret, length = state.episode_return + reward, state.episode_length + 1
+            rec = {Columns.OBS: obs, Columns.ACTIONS: out[Columns.ACTIONS], Columns.ACTION_LOGP: out[Columns.ACTION_LOGP],
+                   Columns.ACTION_DIST_INPUTS: out[Columns.ACTION_DIST_INPUTS], Columns.REWARDS: reward,
+                   Columns.TERMINATEDS: term, Columns.TRUNCATEDS: trunc, "ended_return": jnp.where(done, ret, 0.0)}
+            new = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0.0, length))
+            return new, rec
+
+        state, traj = jax.lax.scan(step, state, jax.random.split(rng, steps))
+        ended = traj.pop("ended_return")
+        stats = {"return_sum": ended.sum(), "episodes": (traj[Columns.TERMINATEDS] | traj[Columns.TRUNCATEDS]).sum()}
+        return state, traj, stats

@@ -1,0 +1,93 @@
+"""Host-loop sampling from a multi-agent env (dict observations keyed by agent id).
+
+Every policy gets fixed-shape `[T, num_agents]` columns plus a LOSS_MASK (agent active
+and mapped to that policy), so the jitted update compiles once whatever the mapping does.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from jaxrl_modules.algorithms.registry import make_env
+from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
+
+
+def is_multi_agent_env(env: Any) -> bool:
+    return hasattr(env, "possible_agents") and getattr(env, "observation_space", None) is None
+
+
+def agent_spaces(env: Any, agent: Any) -> tuple:
+    if hasattr(env, "get_observation_space"):
+        return env.get_observation_space(agent), env.get_action_space(agent)
+    return env.observation_spaces[agent], env.action_spaces[agent]
+
+
+class MultiAgentEnvRunner:
+    def __init__(self, config: Any, module_ids: list[str]):
+        self.config = config
+        self.env = make_env(config.env, config.env_config)
+        if not is_multi_agent_env(self.env):
+            raise ValueError(f"multi_agent() needs a multi-agent env (with possible_agents); got {config.env!r}")
+        self.agents = list(self.env.possible_agents)
+        self.module_ids = module_ids
+        self.mapping_fn = config.policy_mapping_fn or (lambda agent_id, episode, **kw: DEFAULT_MODULE_ID)
+        self.obs_space = agent_spaces(self.env, self.agents[0])[0]
+        self.episode_index = 0
+        self.completed: deque = deque(maxlen=100)
+        self.completed_per_module: dict = {mid: deque(maxlen=100) for mid in module_ids}
+        self.num_env_steps = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        obs, _ = self.env.reset(seed=self.config.seed + self.episode_index)
+        self.obs = np.stack([np.asarray(obs[a], np.float32) for a in self.agents])
+        self.active = np.ones(len(self.agents), bool)
+        self.mapping = {a: self.mapping_fn(a, self.episode_index) for a in self.agents}
+        unknown = sorted({m for m in self.mapping.values() if m not in self.module_ids})
+        if unknown:
+            raise ValueError(f"policy_mapping_fn returned unknown ModuleID(s) {unknown}; policies are {self.module_ids}")
+        self.returns = np.zeros(len(self.agents))
+
+    def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int) -> tuple[dict, dict, list]:
+        """`act(params, {mid: obs [A, ...]}, rng, t) -> {mid: out}`. Returns per-policy `[T, A]`
+        trajectories, per-policy last observations `[A, ...]`, and finished episode returns."""
+        A = len(self.agents)
+        mapped = {mid: np.array([self.mapping[a] == mid for a in self.agents]) for mid in self.module_ids}
+        cols: dict = {mid: {k: [] for k in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
+                                            Columns.REWARDS, Columns.TERMINATEDS, Columns.LOSS_MASK)}
+                      for mid in self.module_ids}
+        finished = []
+        for t in range(steps):
+            out = jax.device_get(act(params, {mid: {Columns.OBS: self.obs} for mid in self.module_ids}, rng, t))
+            actions = {a: out[self.mapping[a]][Columns.ACTIONS][i] for i, a in enumerate(self.agents) if self.active[i]}
+            obs, rew, term, trunc, _ = self.env.step(actions)
+            reward, done = np.zeros(A, np.float32), np.zeros(A, bool)
+            for i, a in enumerate(self.agents):
+                if a in actions:
+                    reward[i], done[i] = rew[a], term[a] or trunc[a]
+                    self.obs[i] = obs[a]
+            for mid in self.module_ids:
+                mask = self.active & mapped[mid]
+                c = cols[mid]
+                for k in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
+                    c[k].append(out[mid][k])
+                c[Columns.REWARDS].append(reward * mask)
+                c[Columns.TERMINATEDS].append(done | ~mask)
+                c[Columns.LOSS_MASK].append(mask)
+            self.returns += reward
+            self.active &= ~done
+            self.num_env_steps += 1
+            if term.get("__all__") or not self.active.any():
+                finished.append(float(self.returns.sum()))
+                for i, a in enumerate(self.agents):
+                    self.completed_per_module[self.mapping[a]].append(float(self.returns[i]))
+                self.episode_index += 1
+                self._reset()
+                mapped = {mid: np.array([self.mapping[a] == mid for a in self.agents]) for mid in self.module_ids}
+        self.completed.extend(finished)
+        traj = {mid: {k: np.stack(v) for k, v in c.items()} for mid, c in cols.items()}
+        return traj, {mid: self.obs.copy() for mid in self.module_ids}, finished

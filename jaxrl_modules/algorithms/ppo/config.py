@@ -1,0 +1,70 @@
+"""PPOConfig: RLlib's PPO settings and defaults, plus `build_train_fn` for all-in-jit training."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
+from jaxrl_modules.rl_module_spec import RLModuleSpec
+
+
+class PPOConfig(AlgorithmConfig):
+    """RLlib's PPO defaults (lr 5e-5, lambda 1.0, clip 0.3, vf_clip 10, 30 epochs, minibatch
+    128, train batch 4000, KL loss on with coeff 0.2 / target 0.01). As in RLlib, a dict
+    (or no) model_config gives separate actor and critic encoders (vf_share_layers=False)."""
+
+    model_config_auto_includes = {"vf_share_layers": False}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lr = 5e-5
+        self.lambda_ = 1.0
+        self.use_gae = True
+        self.use_critic = True
+        self.clip_param = 0.3
+        self.vf_clip_param = 10.0
+        self.vf_loss_coeff = 1.0
+        self.entropy_coeff = 0.0
+        self.use_kl_loss = True
+        self.kl_coeff = 0.2
+        self.kl_target = 0.01
+        self.num_epochs = 30
+        self.minibatch_size = 128
+        self.shuffle_batch_per_epoch = True
+
+    def _training_keys(self) -> list[str]:
+        return super()._training_keys() + [
+            "lambda_", "use_gae", "use_critic", "clip_param", "vf_clip_param", "vf_loss_coeff", "entropy_coeff",
+            "use_kl_loss", "kl_coeff", "kl_target", "num_epochs", "minibatch_size", "shuffle_batch_per_epoch"]
+
+    def training(self, **kwargs: Any) -> "PPOConfig":
+        for key in ("use_gae", "use_critic"):
+            if kwargs.get(key) is False:
+                raise ValueError(f"{key}=False is not supported: this PPO always uses GAE with a critic")
+        return super().training(**kwargs)
+
+    def get_algorithm_class(self) -> type:
+        from jaxrl_modules.algorithms.ppo.ppo import PPO
+
+        return PPO
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from jaxrl_modules.algorithms.ppo.module import DefaultPPORLModule
+
+        return RLModuleSpec(module_class=DefaultPPORLModule)
+
+    def get_default_learner_class(self) -> type:
+        from jaxrl_modules.algorithms.ppo.learner import PPOLearner
+
+        return PPOLearner
+
+    def num_minibatches(self, size: int | None = None) -> int:
+        size = size or self.batch_size()
+        return max(1, size // min(self.minibatch_size, size))
+
+    def build_train_fn(self, num_iterations: int) -> Callable:
+        """A pure `train(rng) -> (params, metrics)` over a gymnax env ("gymnax:<id>"),
+        `num_iterations` PPO iterations in one `lax.scan`: jit it, vmap it over seeds."""
+        from jaxrl_modules.algorithms.ppo.jax_train import make_train_fn
+
+        return make_train_fn(self.copy(), num_iterations)

@@ -1,0 +1,85 @@
+"""PPO fully inside `jax.jit` over gymnax envs: rollout scan, GAE, update scan (PureJaxRL style)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
+from jaxrl_modules.algorithms.ppo.learner import LearnerState
+from jaxrl_modules.algorithms.ppo.postprocess import single_agent_batch
+from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
+
+
+class TrainState(NamedTuple):
+    learner: LearnerState
+    runner: RunnerState
+    rng: jax.Array
+    env_steps: jax.Array
+
+
+class JaxPPO:
+    """The pieces of all-in-jit PPO for one config: module, learner, runner, pure functions."""
+
+    def __init__(self, config: Any):
+        from jaxrl_modules.algorithms.ppo.config import PPOConfig  # noqa: F401  (type of config)
+        from jaxrl_modules.apis import check_required_apis
+
+        if not is_gymnax(config.env):
+            raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
+        if config.is_multi_agent:
+            raise ValueError("All-in-jit training supports single-agent configs; use the host loop for multi_agent()")
+        self.config = config
+        env, env_params = make_gymnax(config.env, config.env_config)
+        self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner)
+        obs_space, act_space = self.runner.observation_space, self.runner.action_space
+        connector = None
+        if config.env_to_module_connector is not None:
+            connector = config.env_to_module_connector(env)
+            connector.set_spaces(obs_space, act_space)
+            obs_space = connector.observation_space
+            self.runner.obs_fn = connector
+        self.spec = config.module_spec_for(obs_space, act_space)
+        self.module = self.spec.build()
+        check_required_apis(self.module, config.get_default_learner_class().rl_module_required_apis(), "default_policy")
+        self.learner = config.get_default_learner_class()(self.module, config)
+        self.steps = config.rollout_length()
+        self.act_fn = self.module.phase_fn("exploration")
+
+    def init(self, rng: jax.Array) -> TrainState:
+        k_params, k_env, k_next = jax.random.split(rng, 3)
+        params = self.module.init_fn(k_params)
+        return TrainState(self.learner.init(params), self.runner.reset(k_env), k_next, jnp.zeros((), jnp.int32))
+
+    def iteration(self, state: TrainState) -> tuple[TrainState, dict]:
+        rng, k_roll, k_upd = jax.random.split(state.rng, 3)
+        params = state.learner.params
+        runner, traj, stats = self.runner.rollout(self.act_fn, params, state.runner, k_roll, self.steps)
+        last_obs = self.runner.obs_fn(runner.obs)
+        batch = single_agent_batch(self.learner, params, traj, last_obs, self.config)
+        learner, metrics = self.learner.update(state.learner, batch, k_upd)
+        env_steps = state.env_steps + self.steps * self.config.num_envs_per_env_runner
+        metrics = dict(metrics)
+        metrics["episode_return_mean"] = jnp.where(stats["episodes"] > 0, stats["return_sum"] / jnp.maximum(stats["episodes"], 1),
+                                                  jnp.nan)
+        metrics["num_episodes"] = stats["episodes"]
+        metrics["num_env_steps_sampled_lifetime"] = env_steps
+        return TrainState(learner, runner, rng, env_steps), metrics
+
+
+def make_train_fn(config: Any, num_iterations: int) -> Callable:
+    """`train(rng) -> (params, metrics)`, metrics with a leading iteration axis."""
+    if config.total_iterations is None:
+        config.total_iterations = num_iterations
+    ppo = JaxPPO(config)
+
+    def train(rng: jax.Array) -> tuple[Any, dict]:
+        state, metrics = jax.lax.scan(lambda s, _: ppo.iteration(s), ppo.init(rng), None, length=num_iterations)
+        return state.learner.params, metrics
+
+    train.module = ppo.module
+    train.jax_ppo = ppo
+    return train
+

@@ -1,0 +1,138 @@
+"""PPO learner as pure functions: the clipped loss with RLlib's terms and the minibatch update.
+
+One optax optimizer covers the whole params pytree (a dict keyed by ModuleID for
+multi-module setups), so a shared encoder gets one update per step. The state is a
+NamedTuple, as in optax: `init(params) -> state`, `update(state, batch, rng) -> (state, metrics)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
+from jaxrl_modules.columns import Columns
+
+
+class LearnerState(NamedTuple):
+    params: Any
+    opt_state: Any
+    kl_coeff: Any  # {module_id: scalar}
+
+
+def masked_mean(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+    if mask is None:
+        return x.mean()
+    m = mask.astype(x.dtype)
+    return (x * m).sum() / jnp.maximum(m.sum(), 1.0)
+
+
+def ppo_module_loss(module: Any, params: Any, batch: dict, fwd_out: dict, kl_coeff: jax.Array, cfg: Any) -> tuple:
+    """RLlib's PPO loss for one module (`PPOTorchLearner.compute_loss_for_module`).
+
+    batch: `[B]` columns ACTIONS, ACTION_LOGP, ACTION_DIST_INPUTS, ADVANTAGES, VALUE_TARGETS
+    (and optional LOSS_MASK); fwd_out: the module's forward_train output.
+    """
+    mask = batch.get(Columns.LOSS_MASK)
+    curr = module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
+    prev = module.get_exploration_action_dist_cls().from_logits(batch[Columns.ACTION_DIST_INPUTS])
+    logp = curr.logp(batch[Columns.ACTIONS])
+    ratio = jnp.exp(logp - batch[Columns.ACTION_LOGP])
+    adv = batch[Columns.ADVANTAGES]
+    surrogate = jnp.minimum(adv * ratio, adv * jnp.clip(ratio, 1 - cfg.clip_param, 1 + cfg.clip_param))
+    values = module.apply({"params": params}, batch, fwd_out.get(Columns.EMBEDDINGS), method="_compute_values")
+    vf_err = (values - batch[Columns.VALUE_TARGETS]) ** 2
+    vf_clipped = jnp.clip(vf_err, 0.0, cfg.vf_clip_param)
+    entropy = curr.entropy()
+    total = masked_mean(-surrogate + cfg.vf_loss_coeff * vf_clipped - cfg.entropy_coeff * entropy, mask)
+    mean_kl = masked_mean(prev.kl(curr), mask) if cfg.use_kl_loss else jnp.zeros(())
+    total = total + (kl_coeff * mean_kl if cfg.use_kl_loss else 0.0)
+    if isinstance(module, SelfSupervisedLossAPI):
+        total = total + module.self_supervised_loss(params, batch, fwd_out)
+    metrics = {"policy_loss": masked_mean(-surrogate, mask), "vf_loss": masked_mean(vf_clipped, mask),
+               "entropy": masked_mean(entropy, mask), "mean_kl_loss": mean_kl, "total_loss": total}
+    return total, metrics
+
+
+class PPOLearner:
+    """Builds the loss and the jittable update for a module (or MultiRLModule) and a config."""
+
+    @classmethod
+    def rl_module_required_apis(cls) -> list[type]:
+        return [ValueFunctionAPI]
+
+    def __init__(self, module: Any, config: Any, module_ids: Optional[list] = None):
+        from jaxrl_modules.multi_rl_module import MultiRLModule
+
+        self.module = module
+        self.config = config
+        self.is_multi = isinstance(module, MultiRLModule)
+        self.module_ids = list(module_ids) if module_ids is not None else (
+            [m for m in module.keys() if module[m].action_space is not None] if self.is_multi else ["default_policy"])
+        self.train_fn = module.phase_fn("train")
+        steps_per_iter = config.num_epochs * config.num_minibatches()
+        lr = config.lr
+        if config.lr_schedule == "linear":
+            lr = optax.linear_schedule(config.lr, 0.0, steps_per_iter * max(1, config.total_iterations or 1))
+        chain = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
+        self.optimizer = optax.chain(*chain, optax.adam(lr, eps=config.adam_eps))
+
+    def init(self, params: Any) -> LearnerState:
+        kl = {mid: jnp.asarray(self.config.kl_coeff, jnp.float32) for mid in self.module_ids}
+        return LearnerState(params, self.optimizer.init(params), kl)
+
+    def loss(self, params: Any, batch: dict, kl_coeff: dict) -> tuple:
+        """Sum of the per-module PPO losses; `batch` is `{mid: [B] columns}` for multi-modules."""
+        if not self.is_multi:
+            fwd = self.train_fn(params, batch)
+            return ppo_module_loss(self.module, params, batch, fwd, kl_coeff["default_policy"], self.config)
+        fwd = self.train_fn(params, batch)
+        total, metrics = 0.0, {}
+        for mid in batch:
+            loss, m = ppo_module_loss(self.module[mid], params[mid], batch[mid], fwd[mid], kl_coeff[mid], self.config)
+            total = total + loss
+            metrics[mid] = m
+        return total, metrics
+
+    def update(self, state: LearnerState, batch: dict, rng: jax.Array) -> tuple[LearnerState, dict]:
+        """`num_epochs` passes of shuffled minibatches over `batch` (leaves `[B, ...]`), then the
+        adaptive KL-coefficient step. Pure and jittable."""
+        cfg = self.config
+        size = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        n_mb = cfg.num_minibatches(size)
+
+        def minibatch_step(carry, mb):
+            params, opt_state = carry
+            (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(params, mb, state.kl_coeff)
+            updates, opt_state = self.optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        def epoch(carry, key):
+            perm = jax.random.permutation(key, size) if cfg.shuffle_batch_per_epoch else jnp.arange(size)
+            usable = n_mb * (size // n_mb)
+            mbs = jax.tree_util.tree_map(lambda x: x[perm[:usable]].reshape((n_mb, -1) + x.shape[1:]), batch)
+            return jax.lax.scan(minibatch_step, carry, mbs)
+
+        (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                                    jax.random.split(rng, cfg.num_epochs))
+        metrics = jax.tree_util.tree_map(lambda x: x[-1, -1], metrics)
+        kl_coeff = dict(state.kl_coeff)
+        if cfg.use_kl_loss:
+            for mid in kl_coeff:
+                kl = (metrics[mid] if self.is_multi else metrics)["mean_kl_loss"]
+                kl_coeff[mid] = jnp.where(kl > 2 * cfg.kl_target, kl_coeff[mid] * 1.5,
+                                          jnp.where(kl < 0.5 * cfg.kl_target, kl_coeff[mid] * 0.5, kl_coeff[mid]))
+        return LearnerState(params, opt_state, kl_coeff), metrics
+
+
+def values_of(learner: PPOLearner, params: Any, batch: dict) -> Any:
+    """Value predictions (`[B]`, or `{mid: [B]}`) through forward_train's embeddings, so a
+    shared encoder (custom MultiRLModule) is used exactly as in the loss."""
+    fwd = learner.train_fn(params, batch)
+    if not learner.is_multi:
+        return learner.module.apply({"params": params}, batch, fwd.get(Columns.EMBEDDINGS), method="_compute_values")
+    return {mid: learner.module[mid].apply({"params": params[mid]}, batch[mid], fwd[mid].get(Columns.EMBEDDINGS),
+                                           method="_compute_values") for mid in batch}

@@ -1,0 +1,206 @@
+"""PPO: one algorithm object over three samplers, all with the same modules and learner:
+gymnax (each iteration one jitted function), a gymnasium vector env (host loop), and a
+multi-agent env (host loop, one MultiRLModule, one optimizer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxrl_modules.algorithms.algorithm import Algorithm
+from jaxrl_modules.algorithms.env_runner import GymEnvRunner, evaluate_policy, make_act_fn
+from jaxrl_modules.algorithms.multi_agent_env_runner import MultiAgentEnvRunner, agent_spaces, is_multi_agent_env
+from jaxrl_modules.algorithms.ppo.learner import LearnerState
+from jaxrl_modules.algorithms.ppo.postprocess import build_train_batch, single_agent_batch
+from jaxrl_modules.algorithms.registry import is_gymnax, make_env
+from jaxrl_modules.apis import check_required_apis
+from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
+from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+
+
+def _mean(values: Any) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else float("nan")
+
+
+class PPO(Algorithm):
+    """Proximal Policy Optimization (RLlib's loss, defaults and result keys)."""
+
+    # ----------------------------------------------------------------- setup
+    def _setup(self) -> None:
+        cfg = self.config
+        if is_gymnax(cfg.env):
+            from jaxrl_modules.algorithms.ppo.jax_train import JaxPPO
+
+            self.mode = "jax"
+            self.jax_ppo = JaxPPO(cfg)
+            self.module = self.jax_ppo.module
+            self.learner = self.jax_ppo.learner
+            self.train_state = jax.jit(self.jax_ppo.init)(jax.random.key(cfg.seed))
+            self._iteration_fn = jax.jit(self.jax_ppo.iteration)
+            self._last_return = float("nan")
+            return
+        probe = make_env(cfg.env, cfg.env_config)
+        multi_env = is_multi_agent_env(probe)
+        if hasattr(probe, "close"):
+            probe.close()
+        if cfg.is_multi_agent or multi_env:
+            self._setup_multi_agent()
+        else:
+            self._setup_single_agent()
+        self.rng = jax.random.key(cfg.seed)
+        self.learner_state = self.learner.init(self.module.init(jax.random.fold_in(self.rng, 1)))
+        self._update_fn = jax.jit(self._update)
+
+    def _setup_single_agent(self) -> None:
+        cfg = self.config
+        self.mode = "host"
+        self.runner = GymEnvRunner(cfg)
+        spec = cfg.module_spec_for(self.runner.observation_space, self.runner.action_space)
+        self.module = spec.build()
+        check_required_apis(self.module, cfg.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
+        self.learner = cfg.get_default_learner_class()(self.module, cfg)
+        self.act = make_act_fn(self.module, self.runner.connector)
+
+    def _multi_spec(self, obs_space: Any, act_space: Any) -> MultiRLModuleSpec:
+        cfg = self.config
+        ids = cfg.policy_ids()
+        user = cfg.rl_module_spec
+        if isinstance(user, MultiRLModuleSpec):
+            specs = user.module_specs()
+            missing = [m for m in ids if m not in specs] if cfg.policies is not None else []
+            if missing:
+                raise ValueError(f"policies {missing} have no spec in the MultiRLModuleSpec (it has {sorted(specs)})")
+            cls = user.multi_rl_module_class
+        else:
+            specs = {mid: None for mid in ids}
+            cls = MultiRLModuleSpec().multi_rl_module_class
+        filled = {}
+        for mid, spec in specs.items():
+            trained = cfg.policies is None and spec is not None and spec.action_space is not None or mid in ids
+            base = cfg.module_spec_for(obs_space, act_space if trained else None) if spec is None else spec
+            if spec is not None:
+                base = cfg.module_spec_for(obs_space, act_space if trained else None)
+                base.module_class = spec.module_class or base.module_class
+                base.observation_space = spec.observation_space or obs_space
+                base.action_space = spec.action_space or (act_space if trained else None)
+                base.model_config = cfg.merged_model_config(spec.model_config)
+                base.inference_only = spec.inference_only
+            filled[mid] = base
+        return MultiRLModuleSpec(multi_rl_module_class=cls, rl_module_specs=filled)
+
+    def _setup_multi_agent(self) -> None:
+        cfg = self.config
+        self.mode = "multi"
+        env = make_env(cfg.env, cfg.env_config)
+        if not is_multi_agent_env(env):
+            raise ValueError(f"multi_agent() needs a multi-agent env (one with possible_agents); got {cfg.env!r}")
+        obs_space, act_space = agent_spaces(env, list(env.possible_agents)[0])
+        self.multi_spec = self._multi_spec(obs_space, act_space)
+        self.module = self.multi_spec.build()
+        self.policy_ids = [m for m in self.module.keys() if self.module[m].action_space is not None]
+        required = cfg.get_default_learner_class().rl_module_required_apis()
+        for mid in self.policy_ids:
+            check_required_apis(self.module[mid], required, mid)
+        self.learner = cfg.get_default_learner_class()(self.module, cfg, module_ids=self.policy_ids)
+        self.runner = MultiAgentEnvRunner(cfg, self.policy_ids)
+        fwd = self.module.phase_fn("exploration")
+        self.act = jax.jit(lambda params, batch, rng, t: fwd(params, batch, jax.random.fold_in(rng, t)))
+
+    # ----------------------------------------------------------------- training
+    def _update(self, state: LearnerState, traj: Any, last_obs: Any, rng: jax.Array) -> tuple:
+        cfg, learner = self.config, self.learner
+        if self.mode == "multi":
+            from jaxrl_modules.algorithms.ppo.learner import values_of
+
+            T, A = traj[self.policy_ids[0]][Columns.REWARDS].shape
+            flat = {mid: {Columns.OBS: jax.numpy.concatenate([traj[mid][Columns.OBS].reshape((T * A,) + traj[mid][Columns.OBS].shape[2:]),
+                                                              last_obs[mid]])} for mid in self.policy_ids}
+            values = values_of(learner, state.params, flat)
+            batch = {mid: build_train_batch(traj[mid], values[mid][: T * A].reshape(T, A), values[mid][T * A:],
+                                            cfg.gamma, cfg.lambda_) for mid in self.policy_ids}
+        else:
+            connector = self.runner.connector
+            last = connector(last_obs) if connector is not None else last_obs
+            batch = single_agent_batch(learner, state.params, traj, last, cfg)
+        return learner.update(state, batch, rng)
+
+    def training_step(self) -> dict:
+        cfg = self.config
+        if self.mode == "jax":
+            self.train_state, metrics = self._iteration_fn(self.train_state)
+            metrics = jax.device_get(metrics)
+            if metrics["num_episodes"] > 0:
+                self._last_return = float(metrics["episode_return_mean"])
+            return {"env_runners": {"episode_return_mean": self._last_return,
+                                    "num_episodes": int(metrics["num_episodes"])},
+                    "num_env_steps_sampled_lifetime": int(metrics["num_env_steps_sampled_lifetime"]),
+                    "learners": {DEFAULT_MODULE_ID: _floats(metrics, skip=("episode_return_mean", "num_episodes",
+                                                                           "num_env_steps_sampled_lifetime"))}}
+        self.rng, k_sample, k_update = jax.random.split(self.rng, 3)
+        steps = cfg.rollout_length() if self.mode == "host" else max(1, cfg.batch_size() // len(self.runner.agents))
+        traj, last_obs, finished = self.runner.sample(self.act, self.learner_state.params, k_sample, steps)
+        self.learner_state, metrics = self._update_fn(self.learner_state, traj, last_obs, k_update)
+        metrics = jax.device_get(metrics)
+        result = {"env_runners": {"episode_return_mean": _mean(self.runner.completed),
+                                  "num_episodes": len(finished)},
+                  "num_env_steps_sampled_lifetime": int(self.runner.num_env_steps)}
+        if self.mode == "multi":
+            result["env_runners"]["module_episode_returns_mean"] = {
+                mid: _mean(v) for mid, v in self.runner.completed_per_module.items()}
+            result["learners"] = {mid: _floats(m) for mid, m in metrics.items()}
+        else:
+            result["learners"] = {DEFAULT_MODULE_ID: _floats(metrics)}
+        return result
+
+    def evaluate(self, episodes: int | None = None) -> dict:
+        """Deterministic returns over `evaluation_duration` episodes (single-agent envs)."""
+        episodes = episodes or self.config.evaluation_duration
+        if self.mode == "multi":
+            raise ValueError("evaluate() supports single-agent envs; read result['env_runners'] for multi-agent runs")
+        config = self.config
+        if self.mode == "jax":
+            returns = self._evaluate_jax(episodes)
+        else:
+            returns = evaluate_policy(config, self.module, self._params(), episodes)
+        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
+                                "episode_returns": returns}}
+
+    def _evaluate_jax(self, episodes: int) -> list:
+        runner = self.jax_ppo.runner
+        fwd = self.module.phase_fn("inference")
+        act = lambda p, b, k: fwd(p, b, k)  # noqa: E731
+        state = runner.reset(jax.random.key(10_000))
+        max_steps = 1000
+        _, _, stats = jax.jit(lambda p, s: runner.rollout(act, p, s, jax.random.key(1), max_steps))(self._params(), state)
+        mean = float(stats["return_sum"] / max(1, int(stats["episodes"])))
+        return [mean] * episodes if int(stats["episodes"]) else [float("nan")]
+
+    # ----------------------------------------------------------------- state
+    def _params(self) -> Any:
+        return self.train_state.learner.params if self.mode == "jax" else self.learner_state.params
+
+    def _set_params(self, params: Any) -> None:
+        if self.mode == "jax":
+            self.train_state = self.train_state._replace(learner=self.train_state.learner._replace(params=params))
+        else:
+            self.learner_state = self.learner_state._replace(params=params)
+
+    def _state(self) -> Any:
+        if self.mode == "jax":
+            return self.train_state
+        return {"learner": self.learner_state, "rng": self.rng,
+                "env_steps": np.asarray(self.runner.num_env_steps, np.int64)}
+
+    def _set_state(self, state: Any) -> None:
+        if self.mode == "jax":
+            self.train_state = state
+            return
+        self.learner_state, self.rng = state["learner"], state["rng"]
+        self.runner.num_env_steps = int(state["env_steps"])
+
+
+def _floats(metrics: dict, skip: tuple = ()) -> dict:
+    return {k: float(v) for k, v in metrics.items() if k not in skip}

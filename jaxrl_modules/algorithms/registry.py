@@ -1,0 +1,50 @@
+"""`register_env(name, creator)` (as `ray.tune.register_env`) and env construction."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+_ENV_CREATORS: dict[str, Callable[[dict], Any]] = {}
+GYMNAX_PREFIX = "gymnax:"
+
+
+def register_env(name: str, creator: Callable[[dict], Any]) -> None:
+    """Registers `creator(env_config) -> env` under `name` for `config.environment(name)`."""
+    if not callable(creator):
+        raise TypeError(f"register_env needs a callable creator; got {type(creator).__name__}")
+    _ENV_CREATORS[name] = creator
+
+
+def is_gymnax(env: Any) -> bool:
+    return isinstance(env, str) and env.startswith(GYMNAX_PREFIX)
+
+
+def make_env(env: Any, env_config: dict) -> Any:
+    """A gymnasium env (or multi-agent env) from an id, a registered name, a class or a creator."""
+    import gymnasium as gym
+
+    if env is None:
+        raise ValueError("No environment set: call config.environment(env=...) first.")
+    if isinstance(env, str):
+        if env in _ENV_CREATORS:
+            return _ENV_CREATORS[env](dict(env_config))
+        try:
+            return gym.make(env, **env_config)
+        except gym.error.Error as err:
+            raise ValueError(f"Unknown environment {env!r}: not registered with register_env and not a gymnasium id "
+                             f"({err})") from None
+    if callable(env):
+        return env(dict(env_config))
+    raise TypeError(f"environment must be a gymnasium id, a registered name, an env class or a creator; got {env!r}")
+
+
+def make_gymnax(env: str, env_config: dict) -> tuple[Any, Any]:
+    """`(env, env_params)` for `"gymnax:<id>"`; gymnax is imported only here."""
+    import gymnax
+
+    name = env[len(GYMNAX_PREFIX):]
+    try:
+        gym_env, params = gymnax.make(name, **env_config)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"Unknown gymnax environment {name!r} ({err})") from None
+    return gym_env, params
