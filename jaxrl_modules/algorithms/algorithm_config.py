@@ -161,6 +161,10 @@ class AlgorithmConfig:
     def module_spec_for(self, observation_space: Any, action_space: Any) -> RLModuleSpec:
         """The single-agent module spec, spaces filled in from the env (after the connector)."""
         user = self.rl_module_spec
+        from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+
+        if isinstance(user, MultiRLModuleSpec):
+            user = None  # the multi-agent setup fills its sub-specs itself
         if user is not None and not isinstance(user, RLModuleSpec):
             raise TypeError(f"rl_module_spec must be an RLModuleSpec or MultiRLModuleSpec; got {type(user).__name__}")
         spec = self.get_default_rl_module_spec()

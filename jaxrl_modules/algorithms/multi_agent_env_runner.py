@@ -62,7 +62,8 @@ class MultiAgentEnvRunner:
                       for mid in self.module_ids}
         finished = []
         for t in range(steps):
-            out = jax.device_get(act(params, {mid: {Columns.OBS: self.obs} for mid in self.module_ids}, rng, t))
+            obs_now = self.obs.copy()
+            out = jax.device_get(act(params, {mid: {Columns.OBS: obs_now} for mid in self.module_ids}, rng, t))
             actions = {a: out[self.mapping[a]][Columns.ACTIONS][i] for i, a in enumerate(self.agents) if self.active[i]}
             obs, rew, term, trunc, _ = self.env.step(actions)
             reward, done = np.zeros(A, np.float32), np.zeros(A, bool)
@@ -73,7 +74,8 @@ class MultiAgentEnvRunner:
             for mid in self.module_ids:
                 mask = self.active & mapped[mid]
                 c = cols[mid]
-                for k in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
+                c[Columns.OBS].append(obs_now)
+                for k in (Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
                     c[k].append(out[mid][k])
                 c[Columns.REWARDS].append(reward * mask)
                 c[Columns.TERMINATEDS].append(done | ~mask)

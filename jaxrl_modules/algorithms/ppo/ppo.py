@@ -17,7 +17,7 @@ from jaxrl_modules.algorithms.ppo.postprocess import build_train_batch, single_a
 from jaxrl_modules.algorithms.registry import is_gymnax, make_env
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
-from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+from jaxrl_modules.multi_rl_module import MultiRLModule, MultiRLModuleSpec
 
 
 def _mean(values: Any) -> float:
@@ -65,27 +65,28 @@ class PPO(Algorithm):
         self.act = make_act_fn(self.module, self.runner.connector)
 
     def _multi_spec(self, obs_space: Any, act_space: Any) -> MultiRLModuleSpec:
+        """Sub-specs with spaces filled in: observation spaces everywhere, action spaces for
+        the policies (`multi_agent(policies=...)`, else the specs that name one, else all)."""
         cfg = self.config
-        ids = cfg.policy_ids()
         user = cfg.rl_module_spec
         if isinstance(user, MultiRLModuleSpec):
-            specs = user.module_specs()
-            missing = [m for m in ids if m not in specs] if cfg.policies is not None else []
+            specs, cls = user.module_specs(), user.multi_rl_module_class
+        else:
+            specs, cls = {mid: user for mid in cfg.policy_ids()}, MultiRLModule
+        if cfg.policies is not None:
+            missing = [m for m in cfg.policy_ids() if m not in specs]
             if missing:
                 raise ValueError(f"policies {missing} have no spec in the MultiRLModuleSpec (it has {sorted(specs)})")
-            cls = user.multi_rl_module_class
+            policies = cfg.policy_ids()
         else:
-            specs = {mid: None for mid in ids}
-            cls = MultiRLModuleSpec().multi_rl_module_class
+            policies = [m for m, s in specs.items() if s is not None and s.action_space is not None] or list(specs)
         filled = {}
         for mid, spec in specs.items():
-            trained = cfg.policies is None and spec is not None and spec.action_space is not None or mid in ids
-            base = cfg.module_spec_for(obs_space, act_space if trained else None) if spec is None else spec
+            base = cfg.module_spec_for(obs_space, act_space if mid in policies else None)
             if spec is not None:
-                base = cfg.module_spec_for(obs_space, act_space if trained else None)
                 base.module_class = spec.module_class or base.module_class
                 base.observation_space = spec.observation_space or obs_space
-                base.action_space = spec.action_space or (act_space if trained else None)
+                base.action_space = spec.action_space or (act_space if mid in policies else None)
                 base.model_config = cfg.merged_model_config(spec.model_config)
                 base.inference_only = spec.inference_only
             filled[mid] = base
