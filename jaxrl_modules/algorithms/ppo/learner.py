@@ -97,6 +97,15 @@ class PPOLearner:
             metrics[mid] = m
         return total, metrics
 
+    def params_of(self, state: LearnerState) -> Any:
+        return state.params
+
+    def with_params(self, state: LearnerState, params: Any) -> LearnerState:
+        return state._replace(params=params)
+
+    def values(self, state: LearnerState, batch: dict) -> Any:
+        return values_of(self, state.params, batch)
+
     def update(self, state: LearnerState, batch: dict, rng: jax.Array) -> tuple[LearnerState, dict]:
         """`num_epochs` passes of shuffled minibatches over `batch` (leaves `[B, ...]`), then the
         adaptive KL-coefficient step. Pure and jittable."""

@@ -105,27 +105,38 @@ class PPO(Algorithm):
         required = cfg.get_default_learner_class().rl_module_required_apis()
         for mid in self.policy_ids:
             check_required_apis(self.module[mid], required, mid)
-        self.learner = cfg.get_default_learner_class()(self.module, cfg, module_ids=self.policy_ids)
+        if self._stackable():
+            from jaxrl_modules.algorithms.ppo.stacked_learner import StackedPPOLearner
+
+            self.learner = StackedPPOLearner(self.module, cfg, self.policy_ids)
+        else:
+            self.learner = cfg.get_default_learner_class()(self.module, cfg, module_ids=self.policy_ids)
         self.runner = MultiAgentEnvRunner(cfg, self.policy_ids)
         fwd = self.module.phase_fn("exploration")
         self.act = jax.jit(lambda params, batch, rng, t: fwd(params, batch, jax.random.fold_in(rng, t)))
+
+    def _stackable(self) -> bool:
+        """Identical independent policies (a plain MultiRLModule) train through the stacked path."""
+        if type(self.module) is not MultiRLModule or len(self.policy_ids) < 2 or set(self.policy_ids) != set(self.module.keys()):
+            return False
+        specs = self.module._specs()
+        group = self.module._groups(self.policy_ids, None)
+        return len(group) == 1 and all(specs[m].module_class is specs[self.policy_ids[0]].module_class for m in self.policy_ids)
 
     # ----------------------------------------------------------------- training
     def _update(self, state: LearnerState, traj: Any, last_obs: Any, rng: jax.Array) -> tuple:
         cfg, learner = self.config, self.learner
         if self.mode == "multi":
-            from jaxrl_modules.algorithms.ppo.learner import values_of
-
             T, A = traj[self.policy_ids[0]][Columns.REWARDS].shape
             flat = {mid: {Columns.OBS: jax.numpy.concatenate([traj[mid][Columns.OBS].reshape((T * A,) + traj[mid][Columns.OBS].shape[2:]),
                                                               last_obs[mid]])} for mid in self.policy_ids}
-            values = values_of(learner, state.params, flat)
+            values = learner.values(state, flat)
             batch = {mid: build_train_batch(traj[mid], values[mid][: T * A].reshape(T, A), values[mid][T * A:],
                                             cfg.gamma, cfg.lambda_) for mid in self.policy_ids}
         else:
             connector = self.runner.connector
             last = connector(last_obs) if connector is not None else last_obs
-            batch = single_agent_batch(learner, state.params, traj, last, cfg)
+            batch = single_agent_batch(learner, learner.params_of(state), traj, last, cfg)
         return learner.update(state, batch, rng)
 
     def training_step(self) -> dict:
@@ -142,7 +153,7 @@ class PPO(Algorithm):
                                                                            "num_env_steps_sampled_lifetime"))}}
         self.rng, k_sample, k_update = jax.random.split(self.rng, 3)
         steps = cfg.rollout_length() if self.mode == "host" else max(1, cfg.batch_size() // len(self.runner.agents))
-        traj, last_obs, finished = self.runner.sample(self.act, self.learner_state.params, k_sample, steps)
+        traj, last_obs, finished = self.runner.sample(self.act, self.learner.params_of(self.learner_state), k_sample, steps)
         self.learner_state, metrics = self._update_fn(self.learner_state, traj, last_obs, k_update)
         metrics = jax.device_get(metrics)
         result = {"env_runners": {"episode_return_mean": _mean(self.runner.completed),
@@ -181,13 +192,13 @@ class PPO(Algorithm):
 
     # ----------------------------------------------------------------- state
     def _params(self) -> Any:
-        return self.train_state.learner.params if self.mode == "jax" else self.learner_state.params
+        return self.train_state.learner.params if self.mode == "jax" else self.learner.params_of(self.learner_state)
 
     def _set_params(self, params: Any) -> None:
         if self.mode == "jax":
             self.train_state = self.train_state._replace(learner=self.train_state.learner._replace(params=params))
         else:
-            self.learner_state = self.learner_state._replace(params=params)
+            self.learner_state = self.learner.with_params(self.learner_state, params)
 
     def _state(self) -> Any:
         if self.mode == "jax":
