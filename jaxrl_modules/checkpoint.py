@@ -214,7 +214,7 @@ def restore_params(module: Any, path: Any, module_id: Optional[str] = None, expe
     """Strictly restores params for `module` (or one ModuleID of a MultiRLModule)."""
     from jaxrl_modules.multi_rl_module import MultiRLModule
 
-    path = Path(path)
+    path = Path(path).absolute()
     meta = read_metadata(path)
     if isinstance(module, MultiRLModule):
         abstract = jax.eval_shape(module.init_fn, jax.random.key(0)) if expected is None else expected
@@ -239,7 +239,7 @@ def restore_params(module: Any, path: Any, module_id: Optional[str] = None, expe
 
 def load_module(path: Any, expected_cls: Optional[type] = None) -> tuple[Any, Any]:
     """Rebuilds `(module, params)` from a checkpoint (single or multi)."""
-    path = Path(path)
+    path = Path(path).absolute()
     meta = read_metadata(path)
     cls, config = _load_class(path, meta)
     if expected_cls is not None and not issubclass(cls, expected_cls):

@@ -138,7 +138,7 @@ class Algorithm:
 
         from jaxrl_modules.checkpoint import restore_params
 
-        path = Path(path)
+        path = Path(path).absolute()
         if component is not None:
             prefix = COMPONENT_PREFIX + "/"
             if not component.startswith(prefix):

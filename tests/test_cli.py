@@ -1,0 +1,27 @@
+import csv
+
+import pytest
+
+from jaxrl_modules.cli import main
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    rc = main(["train", "--env", "CartPole-v1", "--iterations", "2", "--runs-dir", str(tmp_path), "--name", "r", "--quiet",
+               "--num-envs", "2", "--config", "train_batch_size_per_learner=128", "minibatch_size=64", "fcnet_hiddens=[8]"])
+    assert rc == 0
+    run = tmp_path / "r"
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["iteration"] for r in rows] == ["1", "2"] and rows[-1]["num_env_steps_sampled_lifetime"] == "256"
+    assert (run / "learning_curve.png").stat().st_size > 1000
+    assert (run / "checkpoints" / "final" / "algorithm.json").is_file()
+    assert main(["evaluate", str(run / "checkpoints" / "final"), "--episodes", "2"]) == 0
+    assert "mean return over 2 episodes" in capsys.readouterr().out
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(SystemExit, match="Unknown training setting 'lrr'"):
+        main(["train", "--iterations", "1", "--runs-dir", str(tmp_path), "--config", "lrr=0.1"])
+    with pytest.raises(SystemExit, match="Unknown --algo"):
+        main(["train", "--algo", "a3c", "--runs-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="metadata.json is missing|No checkpoint"):
+        main(["evaluate", str(tmp_path / "nothing"), "--env", "CartPole-v1"])
