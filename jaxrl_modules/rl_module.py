@@ -19,7 +19,7 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 
-from jaxrl_modules.apis import QNetAPI, SelfSupervisedLossAPI, TargetNetworkAPI, ValueFunctionAPI
+from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, SelfSupervisedLossAPI, TargetNetworkAPI, ValueFunctionAPI
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.distributions import default_dist_cls
 from jaxrl_modules.spaces import check_obs, space_zeros
@@ -215,15 +215,29 @@ class RLModule(nn.Module):
         return self._cached((phase, with_rng), lambda: jax.jit(self.phase_fn(phase)))
 
     @nn.nowrap
+    def _acting_params(self, params: Any) -> Any:
+        """Params without the parts acting never reads (InferenceOnlyAPI's non-inference
+        attributes, e.g. PPO's critic): every leaf passed into a jitted call costs time."""
+        drop = self.__dict__.get("_non_acting_keys")
+        if drop is None:
+            drop = frozenset(name.split(".")[0] for name in self.get_non_inference_attributes()) if (
+                isinstance(self, InferenceOnlyAPI) and not self.inference_only) else frozenset()
+            object.__setattr__(self, "_non_acting_keys", drop)
+        if not drop or type(params) is not dict:
+            return params
+        return {k: v for k, v in params.items() if k not in drop}
+
+    @nn.nowrap
     def forward_exploration(self, params: Any, batch: dict, rng: jax.Array, **kwargs: Any) -> dict:
         """Sampled actions: `{ACTIONS, ACTION_LOGP, ACTION_DIST_INPUTS, ...}` each `[B, ...]`."""
+        params = self._acting_params(params)
         fn = self._jitted_phase("exploration", True)
         return fn(params, batch, rng, **kwargs) if kwargs else fn(params, batch, rng)
 
     @nn.nowrap
     def forward_inference(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
         """Deterministic actions (argmax / mean) unless the module returns its own."""
-        return self._call_phase("inference", params, batch, rng, kwargs)
+        return self._call_phase("inference", self._acting_params(params), batch, rng, kwargs)
 
     @nn.nowrap
     def forward_train(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from jaxrl_modules import Columns, DefaultModelConfig, RLModule, RLModuleSpec
 from jaxrl_modules.algorithms import AlgorithmConfig
 from jaxrl_modules.algorithms.ppo import DefaultPPORLModule, PPOConfig
-from jaxrl_modules.apis import ValueFunctionAPI
+from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
 
 from ppo_configs import FAST, gymnax_cartpole
 
@@ -144,3 +144,45 @@ def test_bad_configs():
         PPOConfig().env_runners(num_envs_per_env_runner=0)
     with pytest.raises(ValueError, match="gymnax"):
         PPOConfig().environment("CartPole-v1").build_train_fn(3)
+
+
+class ShrinkingModule(DefaultPPORLModule):
+    """A PPO module with an extra parameter that only its self-supervised loss touches."""
+
+    def setup(self):
+        super().setup()
+        self.extra = self.param("extra", lambda key: jnp.full((3,), 5.0))
+
+    def compute_self_supervised_loss(self, batch, fwd_out):
+        return jnp.sum(self.extra ** 2)
+
+
+class SelfSupervised(ShrinkingModule, SelfSupervisedLossAPI):
+    pass
+
+
+@pytest.mark.parametrize("cls,moves", [(SelfSupervised, True), (ShrinkingModule, False)])
+def test_self_supervised_loss_is_added(cls, moves):
+    algo = (PPOConfig().environment("CartPole-v1").rl_module(
+        rl_module_spec=RLModuleSpec(cls, model_config={"fcnet_hiddens": [8]}))
+        .training(lr=1e-2, train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2)).build()
+    assert np.allclose(algo.get_params()["extra"], 5.0)
+    algo.train()
+    extra = algo.get_params()["extra"]
+    assert np.all(extra < 4.97) if moves else np.allclose(extra, 5.0)  # 4 Adam steps of 1e-2 each
+
+
+def test_connector_and_registered_env_creator():
+    import gymnasium as gym
+
+    from jaxrl_modules import register_env
+    from jaxrl_modules.connectors import FlattenObservations
+
+    register_env("frozen_lake_small", lambda cfg: gym.make("FrozenLake-v1", map_name=cfg["map"]))
+    algo = (PPOConfig().environment("frozen_lake_small", env_config={"map": "4x4"})
+            .env_runners(num_envs_per_env_runner=2, env_to_module_connector=lambda env: FlattenObservations())
+            .rl_module(model_config={"fcnet_hiddens": [8]})
+            .training(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=1)).build()
+    assert algo.get_module().observation_space.shape == (16,)  # one-hot of Discrete(16)
+    result = algo.train()
+    assert result["num_env_steps_sampled_lifetime"] == 64

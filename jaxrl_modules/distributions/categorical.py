@@ -18,7 +18,9 @@ class Categorical(RLlibDistributionMixin, distrax.Categorical):
 
     @classmethod
     def from_logits(cls, inputs: jax.Array, **kwargs: Any) -> "Categorical":
-        return cls(logits=inputs, **cls._bound(kwargs))
+        dist = cls(logits=inputs, **cls._bound(kwargs))
+        dist._raw_logits = inputs  # argmax of raw logits lets XLA drop the unused log-softmax
+        return dist
 
     @classmethod
     def required_input_dim(cls, space: gym.Space, model_config: Optional[Any] = None) -> int:
@@ -26,8 +28,11 @@ class Categorical(RLlibDistributionMixin, distrax.Categorical):
             raise TypeError(f"Categorical needs a Discrete action space; got {space}")
         return int(space.n)
 
+    def mode(self) -> jax.Array:
+        return jnp.argmax(getattr(self, "_raw_logits", self.logits), axis=-1)
+
     def to_deterministic(self) -> Deterministic:
-        return Deterministic(jnp.argmax(self.logits, axis=-1))
+        return Deterministic(self.mode())
 
 
 class MultiCategorical(RLlibDistributionMixin, distrax.Distribution):
