@@ -133,7 +133,8 @@ def main() -> None:
         print(f"{r['B']:>6} | {r['ours_explore']:>12.1f} {r['base_explore']:>9.1f} {r['ratio_explore']:>6.2f} | "
               f"{r['ours_infer']:>10.1f} {r['base_infer']:>9.1f} {r['ratio_infer']:>6.2f}")
     print("\nN identical [64, 64] modules, B = 32 each, forward_exploration (median µs per call)")
-    print(f"{'N':>4} | {'stacked':>8} {'dict':>8} {'baseline':>9} | {'stacked/base':>12} {'dict/base':>9} | {'stacked per module':>18}")
+    print(f"{'N':>4} | {'stacked':>8} {'dict':>8} {'baseline':>9} | {'stacked/base':>12} {'dict/base':>9} | "
+          f"{'stacked per module':>18}")
     for r in multi:
         print(f"{r['N']:>4} | {r['stacked']:>8.1f} {r['dict']:>8.1f} {r['base']:>9.1f} | {r['ratio_stacked']:>12.2f} "
               f"{r['ratio_dict']:>9.2f} | {r['stacked_per_module']:>18.1f}")

@@ -125,7 +125,8 @@ def main() -> None:
                                            / results["baseline_8_seeds"]["env_steps_per_s"])
     o, b = results["ours"], results["baseline"]
     print(f"\nAll-in-jit PPO, gymnax CartPole-v1, {results['total_env_steps']} env steps")
-    print(f"{'':>10} | {'compile s':>9} | {'env steps/s':>11} | {'steps to 450':>12} | {'wall to 450 s':>13} | {'final return':>12}")
+    print(f"{'':>10} | {'compile s':>9} | {'env steps/s':>11} | {'steps to 450':>12} | {'wall to 450 s':>13} | "
+          f"{'final return':>12}")
     for name, r in (("ours", o), ("baseline", b)):
         print(f"{name:>10} | {r['compile_s']:>9.2f} | {r['env_steps_per_s']:>11.0f} | {str(r['solved_env_steps']):>12} | "
               f"{(r['solved_wall_s'] or float('nan')):>13.2f} | {r['final_return']:>12.1f}")

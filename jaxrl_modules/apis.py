@@ -11,7 +11,6 @@ from typing import Any, Iterable, Optional
 
 import jax
 
-from jaxrl_modules.columns import Columns
 
 
 class ValueFunctionAPI:

@@ -163,7 +163,8 @@ def read_metadata(path: Any) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"Corrupt checkpoint {str(path)!r}: metadata.json is not valid JSON ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(f"Corrupt checkpoint {str(path)!r}: expected format {FORMAT!r}, got {meta.get('format') if isinstance(meta, dict) else meta!r}")
+        got = meta.get("format") if isinstance(meta, dict) else meta
+        raise ValueError(f"Corrupt checkpoint {str(path)!r}: expected format {FORMAT!r}, got {got!r}")
     return meta
 
 

@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxrl_modules.apis import ValueFunctionAPI
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns

@@ -20,7 +20,8 @@ def space_zeros(space: gym.Space, lead: tuple, what: str = "") -> Any:
     if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
         dtype = jnp.int32 if np.issubdtype(space.dtype, np.integer) else jnp.float32
         return jnp.zeros(lead + tuple(space.shape), dtype)
-    raise ValueError(f"Unsupported {what + ' ' if what else ''}space {space}; expected Box, Discrete, MultiDiscrete, MultiBinary, Tuple or Dict.")
+    kind = f"{what} " if what else ""
+    raise ValueError(f"Unsupported {kind}space {space}; expected Box, Discrete, MultiDiscrete, MultiBinary, Tuple or Dict.")
 
 
 def _shape_str(lead: int, space_shape: tuple) -> str:

@@ -43,7 +43,8 @@ def test_multi_rl_module_spec_per_agent_and_shared():
     shared = MultiRLModuleSpec(rl_module_specs=RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT,
                                                             model_config={"fcnet_hiddens": [8]})).build()
     assert shared.keys() == ["default_policy"]
-    p1_alone = MultiRLModuleSpec(rl_module_specs={"p1": RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT)}).build(module_id="p1")
+    p1_spec = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT)
+    p1_alone = MultiRLModuleSpec(rl_module_specs={"p1": p1_spec}).build(module_id="p1")
     assert isinstance(p1_alone, DefaultPPORLModule)
 
 

@@ -3,7 +3,6 @@ path for identical policies, and the guide's shared encoder trained by one optim
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

@@ -63,7 +63,8 @@ def test_host_loop_solves_cartpole():
 def test_pendulum_continuous_actions_improve():
     algo = (PPOConfig().environment("Pendulum-v1").env_runners(num_envs_per_env_runner=16)
             .rl_module(model_config={"fcnet_hiddens": [64, 64]})
-            .training(**{**FAST, "gamma": 0.95, "num_epochs": 10, "train_batch_size_per_learner": 2048}).debugging(seed=0)).build()
+            .training(**{**FAST, "gamma": 0.95, "num_epochs": 10, "train_batch_size_per_learner": 2048})
+            .debugging(seed=0)).build()
     returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(50)]
     assert returns[-1] > returns[2] + 400, (returns[2], returns[-1])
 

@@ -3,9 +3,10 @@
 from jaxrl_modules.models.cnn import CNN, DEFAULT_FILTERS, get_filter_config
 from jaxrl_modules.models.encoder import Encoder, check_observation_space, initial_lstm_state, make_head
 from jaxrl_modules.models.lstm import LSTM
-from jaxrl_modules.models.mlp import MLP, ClippedLogStdHead, FreeLogStdHead
+from jaxrl_modules.models.mlp import MLP, GaussianHead
 
 __all__ = [
-    "CNN", "DEFAULT_FILTERS", "get_filter_config", "Encoder", "make_head", "check_observation_space", "initial_lstm_state", "LSTM", "MLP",
-    "ClippedLogStdHead", "FreeLogStdHead",
+    "CNN", "DEFAULT_FILTERS", "get_filter_config", "Encoder", "make_head", "check_observation_space", "initial_lstm_state",
+    "LSTM", "MLP",
+    "GaussianHead",
 ]

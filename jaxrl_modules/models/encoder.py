@@ -18,7 +18,7 @@ from jaxrl_modules.distributions import DiagGaussian
 from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.models.cnn import CNN, get_filter_config, normalize_filters
 from jaxrl_modules.models.lstm import LSTM
-from jaxrl_modules.models.mlp import MLP, ClippedLogStdHead, FreeLogStdHead, default_bias_init, default_kernel_init
+from jaxrl_modules.models.mlp import MLP, GaussianHead, default_bias_init, default_kernel_init
 
 
 def check_observation_space(space: gym.Space) -> None:
@@ -80,7 +80,8 @@ def initial_lstm_state(config: DefaultModelConfig) -> dict:
     return {"h": jnp.zeros((config.lstm_cell_size,)), "c": jnp.zeros((config.lstm_cell_size,))}
 
 
-def make_head(config: DefaultModelConfig, output_dim: int, dist_cls: Optional[type] = None, name: Optional[str] = None) -> nn.Module:
+def make_head(config: DefaultModelConfig, output_dim: int, dist_cls: Optional[type] = None,
+              name: Optional[str] = None) -> nn.Module:
     """An MLP head over `head_fcnet_hiddens` with a linear output of `output_dim` units.
 
     For a DiagGaussian policy the log-std half is clipped to ±log_std_clip_param, or, with
@@ -94,12 +95,11 @@ def make_head(config: DefaultModelConfig, output_dim: int, dist_cls: Optional[ty
         name=name,
     )
     is_gaussian = dist_cls is not None and issubclass(dist_cls, DiagGaussian)
-    if config.free_log_std and dist_cls is not None:
-        if not is_gaussian:
-            raise ValueError(f"free_log_std=True needs a DiagGaussian action distribution; got {dist_cls}")
-        return FreeLogStdHead(action_dim=output_dim // 2, log_std_clip=config.log_std_clip_param, **common)
+    if config.free_log_std and dist_cls is not None and not is_gaussian:
+        raise ValueError(f"free_log_std=True needs a DiagGaussian action distribution; got {dist_cls}")
     if is_gaussian:
-        return ClippedLogStdHead(output_dim=output_dim, log_std_clip=config.log_std_clip_param, **common)
+        return GaussianHead(action_dim=output_dim // 2, free_log_std=config.free_log_std,
+                            log_std_clip=config.log_std_clip_param, **common)
     return MLP(output_dim=output_dim, use_layernorm=config.head_fcnet_use_layernorm, **common)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -24,7 +24,6 @@ class MLP(nn.Module):
     output_dim: Optional[int] = None
     kernel_init: Callable = default_kernel_init
     bias_init: Callable = default_bias_init
-    output_kernel_init: Optional[Callable] = None
     use_layernorm: bool = False
 
     @nn.compact
@@ -38,56 +37,36 @@ class MLP(nn.Module):
         if self.output_dim is not None:
             x = nn.Dense(
                 self.output_dim,
-                kernel_init=self.output_kernel_init or self.kernel_init,
+                kernel_init=self.kernel_init,
                 bias_init=self.bias_init,
                 name="out",
             )(x)
         return x
 
 
-class FreeLogStdHead(nn.Module):
-    """Mean from an MLP plus a state-independent learned log-std (initialised to 0).
+class GaussianHead(nn.Module):
+    """A DiagGaussian policy head: `[..., 2d]` = concat(mean, log_std), log-std clipped to ±clip.
 
-    Output `[..., 2d]` = concat(mean, clip(log_std, ±clip)) as RLlib's free_log_std head.
+    With `free_log_std` the log-std is a learned state-independent parameter (initialised
+    to 0, RLlib's free_log_std head); otherwise it is the second half of an MLP's output.
     """
 
     hiddens: Sequence[int]
     activation: Optional[Callable]
     action_dim: int
+    free_log_std: bool = False
     log_std_clip: float = 20.0
     kernel_init: Callable = default_kernel_init
     bias_init: Callable = default_bias_init
-    output_kernel_init: Optional[Callable] = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        mean = MLP(
-            self.hiddens, self.activation, self.action_dim, self.kernel_init, self.bias_init,
-            self.output_kernel_init, name="mean",
-        )(x)
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        log_std = jnp.clip(log_std, -self.log_std_clip, self.log_std_clip)
-        return jnp.concatenate([mean, jnp.broadcast_to(log_std, mean.shape)], axis=-1)
-
-
-class ClippedLogStdHead(nn.Module):
-    """An MLP head whose second output half (the log-stds) is clipped to ±clip (RLlib)."""
-
-    hiddens: Sequence[int]
-    activation: Optional[Callable]
-    output_dim: int
-    log_std_clip: float = 20.0
-    kernel_init: Callable = default_kernel_init
-    bias_init: Callable = default_bias_init
-    output_kernel_init: Optional[Callable] = None
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        out = MLP(
-            self.hiddens, self.activation, self.output_dim, self.kernel_init, self.bias_init,
-            self.output_kernel_init, name="net",
-        )(x)
-        mean, log_std = jnp.split(out, 2, axis=-1)
+        out_dim = self.action_dim if self.free_log_std else 2 * self.action_dim
+        out = MLP(self.hiddens, self.activation, out_dim, self.kernel_init, self.bias_init,
+                  name="mean" if self.free_log_std else "net")(x)
+        if self.free_log_std:
+            mean = out
+            log_std = jnp.broadcast_to(self.param("log_std", nn.initializers.zeros, (self.action_dim,)), mean.shape)
+        else:
+            mean, log_std = jnp.split(out, 2, axis=-1)
         return jnp.concatenate([mean, jnp.clip(log_std, -self.log_std_clip, self.log_std_clip)], axis=-1)
-
-

@@ -128,8 +128,10 @@ class PPO(Algorithm):
         cfg, learner = self.config, self.learner
         if self.mode == "multi":
             T, A = traj[self.policy_ids[0]][Columns.REWARDS].shape
-            flat = {mid: {Columns.OBS: jax.numpy.concatenate([traj[mid][Columns.OBS].reshape((T * A,) + traj[mid][Columns.OBS].shape[2:]),
-                                                              last_obs[mid]])} for mid in self.policy_ids}
+            flat = {}
+            for mid in self.policy_ids:
+                obs = traj[mid][Columns.OBS]
+                flat[mid] = {Columns.OBS: jax.numpy.concatenate([obs.reshape((T * A,) + obs.shape[2:]), last_obs[mid]])}
             values = learner.values(state, flat)
             batch = {mid: build_train_batch(traj[mid], values[mid][: T * A].reshape(T, A), values[mid][T * A:],
                                             cfg.gamma, cfg.lambda_) for mid in self.policy_ids}
