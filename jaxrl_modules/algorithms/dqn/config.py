@@ -1,0 +1,72 @@
+"""DQNConfig: RLlib's DQN setting names and defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
+from jaxrl_modules.model_config import DefaultModelConfig
+from jaxrl_modules.rl_module_spec import RLModuleSpec
+
+
+class DQNConfig(AlgorithmConfig):
+    """RLlib's DQN defaults: double_q, dueling, n_step 1, epsilon [(0, 1.0), (10000, 0.05)],
+    lr 5e-4, grad_clip 40, train_batch_size 32, target_network_update_freq 500, tau 1.0,
+    Huber loss, replay capacity 50000, learning starts after 1000 env steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lr = 5e-4
+        self.grad_clip = 40.0
+        self.train_batch_size = 32
+        self.double_q = True
+        self.dueling = True
+        self.n_step = 1
+        self.epsilon = [(0, 1.0), (10000, 0.05)]
+        self.target_network_update_freq = 500
+        self.tau = 1.0
+        self.td_error_loss_fn = "huber"
+        self.replay_buffer_config = {"type": "ReplayBuffer", "capacity": 50000}
+        self.num_steps_sampled_before_learning_starts = 1000
+        self.training_intensity = None
+        self.rollout_fragment_length = 1
+
+    def _training_keys(self) -> list[str]:
+        return super()._training_keys() + [
+            "double_q", "dueling", "n_step", "epsilon", "target_network_update_freq", "tau", "td_error_loss_fn",
+            "replay_buffer_config", "num_steps_sampled_before_learning_starts", "training_intensity"]
+
+    def training(self, **kwargs: Any) -> "DQNConfig":
+        if kwargs.get("n_step", 1) != 1:
+            raise ValueError(f"n_step={kwargs['n_step']} is not supported yet; use n_step=1")
+        if kwargs.get("td_error_loss_fn", "huber") not in ("huber", "mse"):
+            raise ValueError(f"td_error_loss_fn must be 'huber' or 'mse'; got {kwargs['td_error_loss_fn']!r}")
+        return super().training(**kwargs)
+
+    @property
+    def model_config_auto_includes(self) -> dict:  # type: ignore[override]
+        return {"double_q": self.double_q, "dueling": self.dueling, "epsilon": [list(p) for p in self.epsilon]}
+
+    def merged_model_config(self, spec_config: Any = None) -> Any:
+        base = spec_config if spec_config is not None else self.model_config
+        if isinstance(base, DefaultModelConfig):
+            return {**dataclasses.asdict(base), **self.model_config_auto_includes}
+        return super().merged_model_config(spec_config)
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from jaxrl_modules.algorithms.dqn.module import DefaultDQNRLModule
+
+        return RLModuleSpec(module_class=DefaultDQNRLModule)
+
+    def get_default_learner_class(self) -> type:
+        from jaxrl_modules.algorithms.dqn.learner import DQNLearner
+
+        return DQNLearner
+
+    def build_train_fn(self, num_iterations: int) -> Callable:
+        """Pure `train(rng) -> (params, metrics)` over a gymnax env; each iteration samples
+        `rollout_fragment_length` steps from every env, then takes gradient steps."""
+        from jaxrl_modules.algorithms.dqn.jax_train import make_train_fn
+
+        return make_train_fn(self.copy(), num_iterations)

@@ -1,0 +1,69 @@
+"""DQN learner as pure functions: (double) Q-learning TD targets from a target-params pytree,
+Huber or MSE loss, one optax optimizer, polyak/hard target updates."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrl_modules.algorithms.dqn.module import QF_NEXT_PREDS, QF_PREDS, QF_TARGET_NEXT_PREDS
+from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
+from jaxrl_modules.columns import Columns
+
+
+class DQNLearnerState(NamedTuple):
+    params: Any
+    target_params: Any
+    opt_state: Any
+    num_updates: jax.Array
+
+
+def td_targets(rewards: jax.Array, terminateds: jax.Array, q_next_target: jax.Array, q_next_online: Any,
+               gamma: float) -> jax.Array:
+    """`r + gamma * (1 - terminated) * Q_target(s', a*)`, a* = argmax of the online net
+    (double Q) when `q_next_online` is given, else of the target net. Shapes `[B]`, `[B, n]`."""
+    chooser = q_next_target if q_next_online is None else q_next_online
+    best = jnp.take_along_axis(q_next_target, jnp.argmax(chooser, axis=-1)[:, None], axis=-1)[:, 0]
+    return rewards + gamma * (1.0 - terminateds.astype(rewards.dtype)) * best
+
+
+class DQNLearner:
+    @classmethod
+    def rl_module_required_apis(cls) -> list[type]:
+        return [QNetAPI, TargetNetworkAPI]
+
+    def __init__(self, module: Any, config: Any):
+        self.module, self.config = module, config
+        self.train_fn = module.phase_fn("train")
+        chain = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
+        self.optimizer = optax.chain(*chain, optax.adam(config.lr, eps=config.adam_eps))
+
+    def init(self, params: Any) -> DQNLearnerState:
+        return DQNLearnerState(params, self.module.make_target_params(params), self.optimizer.init(params),
+                               jnp.zeros((), jnp.int32))
+
+    def loss(self, params: Any, target_params: Any, batch: dict) -> tuple:
+        cfg = self.config
+        fwd = self.train_fn(params, batch)
+        q_target = self.module.apply({"params": target_params}, batch, method="_forward_target")[QF_TARGET_NEXT_PREDS]
+        target = jax.lax.stop_gradient(td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_target,
+                                                  fwd.get(QF_NEXT_PREDS) if cfg.double_q else None, cfg.gamma ** cfg.n_step))
+        q = jnp.take_along_axis(fwd[QF_PREDS], batch[Columns.ACTIONS][:, None].astype(jnp.int32), axis=-1)[:, 0]
+        err = q - target
+        losses = optax.huber_loss(err) if cfg.td_error_loss_fn == "huber" else 0.5 * err ** 2
+        return losses.mean(), {"qf_loss": losses.mean(), "qf_mean": q.mean(), "td_error_mean": jnp.abs(err).mean()}
+
+    def update(self, state: DQNLearnerState, batch: dict) -> tuple[DQNLearnerState, dict]:
+        """One gradient step; then the target params follow every `target_network_update_freq`
+        updates by `tau` (1.0 = hard copy)."""
+        (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state.target_params, batch)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        n = state.num_updates + 1
+        sync = (n % self.config.target_network_update_freq) == 0
+        polyak = self.module.update_target_params(params, state.target_params, self.config.tau)
+        target = jax.tree_util.tree_map(lambda new, old: jnp.where(sync, new, old), polyak, state.target_params)
+        return DQNLearnerState(params, target, opt_state, n), metrics

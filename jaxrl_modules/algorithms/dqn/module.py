@@ -1,0 +1,89 @@
+"""DefaultDQNRLModule: Q-values over the default encoder (dueling optional), epsilon-greedy
+exploration, greedy inference; target networks are a separate params pytree."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+
+from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
+from jaxrl_modules.columns import Columns
+from jaxrl_modules.model_config import DefaultModelConfig
+from jaxrl_modules.models import Encoder, check_observation_space, make_head
+from jaxrl_modules.rl_module import RLModule
+
+QF_PREDS = "qf_preds"
+QF_NEXT_PREDS = "qf_next_preds"
+QF_TARGET_NEXT_PREDS = "qf_target_next_preds"
+DEFAULT_EPSILON = ((0, 1.0), (10000, 0.05))
+
+
+def piecewise_linear(schedule: Any, t: jax.Array) -> jax.Array:
+    """RLlib's piecewise-linear schedule [(t0, v0), (t1, v1), ...], holding the last value."""
+    ts = jnp.asarray([float(p[0]) for p in schedule])
+    vs = jnp.asarray([float(p[1]) for p in schedule])
+    return jnp.interp(jnp.asarray(t, jnp.float32), ts, vs)
+
+
+class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
+    """`encoder`, advantage head `af` and (dueling) value head `vf`. Reads `dueling` (True) and
+    `epsilon` ([(0, 1.0), (10000, 0.05)]) from the model config, as RLlib's DQN auto-includes."""
+
+    @nn.nowrap
+    def config(self) -> DefaultModelConfig:
+        return DefaultModelConfig.from_any(self.model_config)
+
+    @nn.nowrap
+    def _setting(self, key: str, default: Any) -> Any:
+        return self.model_config.get(key, default) if isinstance(self.model_config, Mapping) else default
+
+    def setup(self) -> None:
+        super().setup()
+        if not isinstance(self.action_space, gym.spaces.Discrete):
+            raise ValueError(f"DefaultDQNRLModule needs a Discrete action space; got {self.action_space}")
+        check_observation_space(self.observation_space)
+        cfg = self.config()
+        self.encoder = Encoder(tuple(self.observation_space.shape), cfg)
+        self.af = make_head(cfg, int(self.action_space.n))
+        if self._setting("dueling", True):
+            self.vf = make_head(cfg, 1)
+
+    @nn.nowrap
+    def get_non_inference_attributes(self) -> list[str]:
+        return []
+
+    def _q(self, obs: jax.Array) -> jax.Array:
+        emb, _ = self.encoder(obs)
+        adv = self.af(emb)
+        if not self._setting("dueling", True):
+            return adv
+        return self.vf(emb) + adv - adv.mean(axis=-1, keepdims=True)
+
+    def _forward_inference(self, batch: dict, **kwargs: Any) -> dict:
+        return {Columns.ACTIONS: jnp.argmax(self._q(batch[Columns.OBS]), axis=-1)}
+
+    def _forward_exploration(self, batch: dict, t: Any = 0, **kwargs: Any) -> dict:
+        """Epsilon-greedy with epsilon = schedule(t), t the lifetime env steps."""
+        q = self._q(batch[Columns.OBS])
+        eps = piecewise_linear(self._setting("epsilon", DEFAULT_EPSILON), t)
+        k_coin, k_act = jax.random.split(self.make_rng("action"))
+        random_actions = jax.random.randint(k_act, q.shape[:-1], 0, q.shape[-1])
+        explore = jax.random.uniform(k_coin, q.shape[:-1]) < eps
+        return {Columns.ACTIONS: jnp.where(explore, random_actions, jnp.argmax(q, axis=-1))}
+
+    def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
+        out = {QF_PREDS: self._q(batch[Columns.OBS])}
+        if self._setting("double_q", True):
+            out[QF_NEXT_PREDS] = self._q(batch[Columns.NEXT_OBS])
+        return out
+
+    def _compute_q_values(self, batch: dict) -> dict:
+        return {QF_PREDS: self._q(batch[Columns.OBS])}
+
+    def _forward_target(self, batch: dict) -> dict:
+        return {QF_TARGET_NEXT_PREDS: self._q(batch[Columns.NEXT_OBS])}

@@ -1,0 +1,95 @@
+"""DQN: replay buffer, default module (dueling, epsilon-greedy, target params), TD targets, learning."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrl_modules import Columns
+from jaxrl_modules.algorithms import replay_buffer as rb
+from jaxrl_modules.algorithms.dqn import DefaultDQNRLModule, DQNConfig
+from jaxrl_modules.algorithms.dqn.learner import td_targets
+from jaxrl_modules.algorithms.dqn.module import QF_PREDS, QF_TARGET_NEXT_PREDS
+from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
+
+from conftest import CARTPOLE_ACT, CARTPOLE_OBS
+
+
+def test_replay_buffer_ring_and_sampling():
+    state = rb.init_buffer({"x": jnp.zeros(2), "a": jnp.zeros((), jnp.int32)}, capacity=5)
+    state = jax.jit(rb.add)(state, {"x": jnp.ones((3, 2)), "a": jnp.arange(3)})
+    assert int(state.size) == 3 and int(state.pos) == 3
+    state = rb.add(state, {"x": 2 * jnp.ones((4, 2)), "a": jnp.arange(3, 7)})
+    assert int(state.size) == 5 and int(state.pos) == 2
+    assert state.data["a"].tolist() == [5, 6, 2, 3, 4]  # the oldest two were overwritten
+    small = rb.add(rb.init_buffer({"a": jnp.zeros((), jnp.int32)}, 100), {"a": jnp.array([7, 8])})
+    assert set(rb.sample(small, jax.random.key(0), 64)["a"].tolist()) <= {7, 8}
+    with pytest.raises(ValueError, match="capacity"):
+        rb.init_buffer({"a": jnp.zeros(())}, 0)
+
+
+@pytest.fixture(scope="module")
+def dqn():
+    m = DefaultDQNRLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT,
+                           model_config={"fcnet_hiddens": [16], "epsilon": [[0, 1.0], [100, 0.0]]})
+    return m, m.init(jax.random.key(0))
+
+
+def test_dqn_module_heads_and_epsilon_greedy(dqn):
+    m, params = dqn
+    assert isinstance(m, QNetAPI) and isinstance(m, TargetNetworkAPI) and set(params) == {"encoder", "af", "vf"}
+    obs = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
+    q = m.compute_q_values(params, {Columns.OBS: obs})[QF_PREDS]
+    greedy = m.forward_inference(params, {Columns.OBS: obs})[Columns.ACTIONS]
+    assert jnp.array_equal(greedy, jnp.argmax(q, -1))
+    at_start = m.forward_exploration(params, {Columns.OBS: obs}, jax.random.key(1), t=0)[Columns.ACTIONS]
+    at_end = m.forward_exploration(params, {Columns.OBS: obs}, jax.random.key(1), t=1000)[Columns.ACTIONS]
+    assert jnp.array_equal(at_end, greedy)
+    assert 0.3 < float(jnp.mean(at_start != greedy)) < 0.7  # epsilon 1.0: uniform random actions
+    # Dueling: Q = V + A - mean(A).
+    emb = m.apply({"params": params}, obs, method=lambda mod, o: mod.encoder(o)[0])
+    adv = m.apply({"params": params}, emb, method=lambda mod, e: mod.af(e))
+    v = m.apply({"params": params}, emb, method=lambda mod, e: mod.vf(e))
+    assert jnp.allclose(q, v + adv - adv.mean(-1, keepdims=True), atol=1e-5)
+
+
+def test_target_params_are_a_separate_pytree(dqn):
+    m, params = dqn
+    target = m.make_target_params(params)
+    batch = {Columns.NEXT_OBS: np.ones((3, 4), np.float32), Columns.OBS: np.ones((3, 4), np.float32)}
+    assert jnp.allclose(m.forward_target(target, batch)[QF_TARGET_NEXT_PREDS],
+                        m.compute_q_values(params, {Columns.OBS: batch[Columns.NEXT_OBS]})[QF_PREDS])
+    moved = jax.tree_util.tree_map(lambda x: x + 1.0, params)
+    half = m.update_target_params(moved, target, 0.5)
+    assert jnp.allclose(half["af"]["out"]["bias"], target["af"]["out"]["bias"] + 0.5)
+
+
+def test_td_targets_double_q():
+    q_target = jnp.array([[1.0, 5.0], [2.0, 0.0]])
+    q_online = jnp.array([[3.0, 0.0], [0.0, 1.0]])
+    r, term = jnp.array([1.0, 1.0]), jnp.array([False, True])
+    assert td_targets(r, term, q_target, q_online, 0.5).tolist() == [1.0 + 0.5 * 1.0, 1.0]  # online picks a=0
+    assert td_targets(r, term, q_target, None, 0.5).tolist() == [1.0 + 0.5 * 5.0, 1.0]
+
+
+def test_dqn_config_names_and_errors():
+    c = DQNConfig()
+    assert (c.double_q, c.dueling, c.n_step, c.target_network_update_freq, c.tau, c.lr) == (True, True, 1, 500, 1.0, 5e-4)
+    assert c.get_default_learner_class().rl_module_required_apis() == [QNetAPI, TargetNetworkAPI]
+    assert c.merged_model_config(None)["dueling"] is True
+    with pytest.raises(ValueError, match="n_step"):
+        DQNConfig().training(n_step=3)
+    with pytest.raises(ValueError, match="Unknown training setting 'doubleq'"):
+        DQNConfig().training(doubleq=False)
+
+
+def test_dqn_all_in_jit_solves_cartpole():
+    config = (DQNConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=10, rollout_fragment_length=1)
+              .rl_module(model_config={"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"})
+              .training(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000, 0.05)],
+                        num_steps_sampled_before_learning_starts=10000, target_network_update_freq=50,
+                        replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse"))
+    params, metrics = jax.jit(config.build_train_fn(num_iterations=32000))(jax.random.key(0))
+    returns = np.asarray(metrics["episode_return_mean"])
+    assert np.nanmean(returns[:2000]) < 60
+    assert np.nanmean(returns[-4000:]) >= 450, np.nanmean(returns[-4000:])
