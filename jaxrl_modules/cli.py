@@ -20,7 +20,11 @@ from typing import Any, Optional
 # Fast-learning PPO settings used by the command (RLlib's PPO defaults learn CartPole slowly).
 PPO_CLI_DEFAULTS = dict(lr=1e-3, lambda_=0.95, clip_param=0.2, vf_loss_coeff=0.5, grad_clip=0.5, num_epochs=6,
                         minibatch_size=256, train_batch_size_per_learner=1024, use_kl_loss=False, vf_clip_param=1e6)
-CLI_MODEL_DEFAULTS = {"fcnet_hiddens": [64, 64]}
+DQN_CLI_DEFAULTS = dict(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000, 0.05)],
+                        num_steps_sampled_before_learning_starts=10000, target_network_update_freq=50,
+                        replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse")
+CLI_MODEL_DEFAULTS = {"ppo": {"fcnet_hiddens": [64, 64]},
+                      "dqn": {"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"}}
 
 
 def _parse_overrides(items: list[str]) -> dict:
@@ -39,14 +43,19 @@ def _parse_overrides(items: list[str]) -> dict:
 def build_config(algo: str, env: str, overrides: dict, num_envs: int, seed: int) -> Any:
     from jaxrl_modules.model_config import DefaultModelConfig
 
-    if algo != "ppo":
-        raise SystemExit(f"Unknown --algo {algo!r}; available: ppo")
-    from jaxrl_modules.algorithms.ppo import PPOConfig
+    if algo == "ppo":
+        from jaxrl_modules.algorithms.ppo import PPOConfig as Config
 
-    config = PPOConfig().environment(env).env_runners(num_envs_per_env_runner=num_envs).debugging(seed=seed)
+        training = dict(PPO_CLI_DEFAULTS)
+    elif algo == "dqn":
+        from jaxrl_modules.algorithms.dqn import DQNConfig as Config
+
+        training = dict(DQN_CLI_DEFAULTS)
+    else:
+        raise SystemExit(f"Unknown --algo {algo!r}; available: ppo, dqn")
+    config = Config().environment(env).env_runners(num_envs_per_env_runner=num_envs).debugging(seed=seed)
     model_fields = {f.name for f in dataclasses.fields(DefaultModelConfig)}
-    model = dict(CLI_MODEL_DEFAULTS)
-    training = dict(PPO_CLI_DEFAULTS)
+    model = dict(CLI_MODEL_DEFAULTS[algo])
     for key, value in overrides.items():
         if key in model_fields:
             model[key] = value
@@ -154,9 +163,9 @@ def evaluate(args: argparse.Namespace) -> int:
         raise SystemExit("Cannot tell which env this checkpoint was trained on; pass --env")
     if env.startswith("gymnax:"):
         raise SystemExit("evaluate rolls out gymnasium envs; pass --env with the gymnasium id (e.g. CartPole-v1)")
-    from jaxrl_modules.algorithms.ppo import PPOConfig
+    from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 
-    returns = evaluate_policy(PPOConfig().environment(env), module, params, args.episodes)
+    returns = evaluate_policy(AlgorithmConfig().environment(env), module, params, args.episodes)
     print(f"mean return over {len(returns)} episodes: {np.mean(returns):.1f} (min {np.min(returns):.1f}, "
           f"max {np.max(returns):.1f})")
     return 0
@@ -166,7 +175,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrl-modules", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an algorithm with its default module")
-    t.add_argument("--algo", default="ppo")
+    t.add_argument("--algo", default="ppo", choices=None, help="ppo or dqn")
     t.add_argument("--env", default="CartPole-v1", help="gymnasium id, or gymnax:<id> for the all-in-jit path")
     t.add_argument("--config", nargs="*", default=[], help="overrides key=value (training or model config keys)")
     t.add_argument("--iterations", type=int, default=200)

@@ -18,6 +18,14 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert "mean return over 2 episodes" in capsys.readouterr().out
 
 
+def test_train_dqn_on_gymnax(tmp_path):
+    rc = main(["train", "--algo", "dqn", "--env", "gymnax:CartPole-v1", "--iterations", "2", "--runs-dir", str(tmp_path),
+               "--name", "d", "--quiet", "--num-envs", "4", "--config", "num_steps_sampled_before_learning_starts=100"])
+    assert rc == 0
+    rows = list(csv.DictReader(open(tmp_path / "d" / "metrics.csv")))
+    assert rows[-1]["num_env_steps_sampled_lifetime"] == "2000" and "default_policy/qf_loss" in rows[-1]
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit, match="Unknown training setting 'lrr'"):
         main(["train", "--iterations", "1", "--runs-dir", str(tmp_path), "--config", "lrr=0.1"])

@@ -93,3 +93,41 @@ def test_dqn_all_in_jit_solves_cartpole():
     returns = np.asarray(metrics["episode_return_mean"])
     assert np.nanmean(returns[:2000]) < 60
     assert np.nanmean(returns[-4000:]) >= 450, np.nanmean(returns[-4000:])
+
+
+DQN_CARTPOLE = dict(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000, 0.05)],
+                    num_steps_sampled_before_learning_starts=10000, target_network_update_freq=50,
+                    replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse")
+
+
+def test_dqn_host_loop_solves_cartpole():
+    algo = (DQNConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=10)
+            .rl_module(model_config={"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"})
+            .training(**DQN_CARTPOLE).debugging(seed=0)).build()
+    ret = 0.0
+    for _ in range(330):
+        ret = algo.train()["env_runners"]["episode_return_mean"]
+        if ret >= 450:
+            break
+    assert ret >= 450, ret
+    assert algo.evaluate(episodes=2)["env_runners"]["episode_return_mean"] > 300
+
+
+def test_dqn_algorithm_on_gymnax_resumes(tmp_path):
+    def config():
+        return (DQNConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=4, rollout_fragment_length=5)
+                .rl_module(model_config={"fcnet_hiddens": [16]})
+                .training(num_steps_sampled_before_learning_starts=100, replay_buffer_config={"capacity": 500}))
+
+    straight = config().build()
+    results = [straight.train() for _ in range(3)]
+    assert results[-1]["num_env_steps_sampled_lifetime"] == 3 * 1000
+    first = config().build()
+    first.train()
+    first.save_to_path(tmp_path / "dqn")
+    resumed = config().build()
+    resumed.restore_from_path(tmp_path / "dqn")
+    resumed.train(), resumed.train()
+    for a, b in zip(jax.tree_util.tree_leaves(straight.get_params()), jax.tree_util.tree_leaves(resumed.get_params())):
+        assert np.array_equal(a, b)
+    assert isinstance(resumed.get_module(), DefaultDQNRLModule)

@@ -54,6 +54,11 @@ class DQNConfig(AlgorithmConfig):
             return {**dataclasses.asdict(base), **self.model_config_auto_includes}
         return super().merged_model_config(spec_config)
 
+    def get_algorithm_class(self) -> type:
+        from jaxrl_modules.algorithms.dqn.dqn import DQN
+
+        return DQN
+
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         from jaxrl_modules.algorithms.dqn.module import DefaultDQNRLModule
 
