@@ -23,7 +23,7 @@ PPO_CLI_DEFAULTS = dict(lr=1e-3, lambda_=0.95, clip_param=0.2, vf_loss_coeff=0.5
 DQN_CLI_DEFAULTS = dict(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000, 0.05)],
                         num_steps_sampled_before_learning_starts=10000, target_network_update_freq=50,
                         replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse")
-CLI_MODEL_DEFAULTS = {"ppo": {"fcnet_hiddens": [64, 64]},
+CLI_MODEL_DEFAULTS = {"ppo": {"fcnet_hiddens": [64, 64]}, "bc": {"fcnet_hiddens": [64, 64]},
                       "dqn": {"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"}}
 
 
@@ -51,9 +51,15 @@ def build_config(algo: str, env: str, overrides: dict, num_envs: int, seed: int)
         from jaxrl_modules.algorithms.dqn import DQNConfig as Config
 
         training = dict(DQN_CLI_DEFAULTS)
+    elif algo == "bc":
+        from jaxrl_modules.algorithms.bc import BCConfig as Config
+
+        training = dict(lr=1e-3, minibatch_size=250, num_epochs=2)
     else:
-        raise SystemExit(f"Unknown --algo {algo!r}; available: ppo, dqn")
+        raise SystemExit(f"Unknown --algo {algo!r}; available: ppo, dqn, bc")
     config = Config().environment(env).env_runners(num_envs_per_env_runner=num_envs).debugging(seed=seed)
+    if algo == "bc" and "input_" not in overrides:
+        raise SystemExit("--algo bc needs recorded transitions: --config input_=<path to .npz or directory>")
     model_fields = {f.name for f in dataclasses.fields(DefaultModelConfig)}
     model = dict(CLI_MODEL_DEFAULTS[algo])
     for key, value in overrides.items():
@@ -63,6 +69,8 @@ def build_config(algo: str, env: str, overrides: dict, num_envs: int, seed: int)
             config.env_runners(num_envs_per_env_runner=int(value))
         elif key == "seed":
             config.debugging(seed=int(value))
+        elif key == "input_" and algo == "bc":
+            config.offline_data(input_=value)
         else:
             training[key] = value
     try:
@@ -175,7 +183,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrl-modules", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an algorithm with its default module")
-    t.add_argument("--algo", default="ppo", choices=None, help="ppo or dqn")
+    t.add_argument("--algo", default="ppo", choices=None, help="ppo, dqn, or bc (with --config input_=<recorded .npz or directory>)")
     t.add_argument("--env", default="CartPole-v1", help="gymnasium id, or gymnax:<id> for the all-in-jit path")
     t.add_argument("--config", nargs="*", default=[], help="overrides key=value (training or model config keys)")
     t.add_argument("--iterations", type=int, default=200)

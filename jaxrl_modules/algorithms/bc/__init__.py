@@ -1,5 +1,7 @@
-"""BC: the default module."""
+"""BC: the default module, offline data, the learner and the config."""
 
+from jaxrl_modules.algorithms.bc.config import BCConfig
 from jaxrl_modules.algorithms.bc.module import DefaultBCRLModule
+from jaxrl_modules.algorithms.bc.offline import load_transitions, record_transitions
 
-__all__ = ["DefaultBCRLModule"]
+__all__ = ["BCConfig", "DefaultBCRLModule", "load_transitions", "record_transitions"]

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrl_modules.algorithms.minibatch import minibatch_epochs
 from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
 from jaxrl_modules.columns import Columns
 
@@ -111,23 +112,9 @@ class PPOLearner:
         adaptive KL-coefficient step. Pure and jittable."""
         cfg = self.config
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
-        n_mb = cfg.num_minibatches(size)
-
-        def minibatch_step(carry, mb):
-            params, opt_state = carry
-            (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(params, mb, state.kl_coeff)
-            updates, opt_state = self.optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), metrics
-
-        def epoch(carry, key):
-            perm = jax.random.permutation(key, size) if cfg.shuffle_batch_per_epoch else jnp.arange(size)
-            usable = n_mb * (size // n_mb)
-            mbs = jax.tree_util.tree_map(lambda x: x[perm[:usable]].reshape((n_mb, -1) + x.shape[1:]), batch)
-            return jax.lax.scan(minibatch_step, carry, mbs)
-
-        (params, opt_state), metrics = jax.lax.scan(epoch, (state.params, state.opt_state),
-                                                    jax.random.split(rng, cfg.num_epochs))
-        metrics = jax.tree_util.tree_map(lambda x: x[-1, -1], metrics)
+        params, opt_state, metrics = minibatch_epochs(
+            lambda p, mb: self.loss(p, mb, state.kl_coeff), self.optimizer, state.params, state.opt_state, batch, rng,
+            cfg.num_epochs, cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch)
         kl_coeff = dict(state.kl_coeff)
         if cfg.use_kl_loss:
             for mid in kl_coeff:

@@ -1,0 +1,74 @@
+"""BC as an Algorithm: each `train()` samples a batch of recorded transitions and updates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import jax
+import numpy as np
+
+from jaxrl_modules.algorithms.algorithm import Algorithm
+from jaxrl_modules.algorithms.bc.offline import load_transitions
+from jaxrl_modules.algorithms.env_runner import evaluate_policy
+from jaxrl_modules.algorithms.registry import make_env
+from jaxrl_modules.columns import Columns
+
+
+class BC(Algorithm):
+    def _setup(self) -> None:
+        cfg = self.config
+        if cfg.input_ is None:
+            raise ValueError("BC needs recorded transitions: call config.offline_data(input_=path)")
+        self.data = load_transitions(cfg.input_)
+        obs_space, act_space = self._spaces()
+        self.module = cfg.module_spec_for(obs_space, act_space).build()
+        self.learner = cfg.get_default_learner_class()(self.module, cfg)
+        self.rng = jax.random.key(cfg.seed)
+        self.learner_state = self.learner.init(self.module.init(jax.random.fold_in(self.rng, 1)))
+        self._update = jax.jit(self.learner.update)
+        self.num_samples = 0
+
+    def _spaces(self) -> tuple:
+        cfg = self.config
+        if cfg.env is not None:
+            env = make_env(cfg.env, cfg.env_config)
+            spaces = env.observation_space, env.action_space
+            env.close()
+            return spaces
+        obs = self.data[Columns.OBS]
+        actions = self.data[Columns.ACTIONS]
+        obs_space = gym.spaces.Box(-np.inf, np.inf, obs.shape[1:], np.float32)
+        if np.issubdtype(actions.dtype, np.integer) and actions.ndim == 1:
+            return obs_space, gym.spaces.Discrete(int(actions.max()) + 1)
+        return obs_space, gym.spaces.Box(-np.inf, np.inf, actions.shape[1:], np.float32)
+
+    def training_step(self) -> dict:
+        cfg = self.config
+        self.rng, k_idx, k_upd = jax.random.split(self.rng, 3)
+        n = len(self.data[Columns.OBS])
+        idx = np.asarray(jax.random.randint(k_idx, (min(cfg.batch_size(), n),), 0, n))
+        batch = {Columns.OBS: self.data[Columns.OBS][idx].astype(np.float32), Columns.ACTIONS: self.data[Columns.ACTIONS][idx]}
+        self.learner_state, metrics = self._update(self.learner_state, batch, k_upd)
+        self.num_samples += len(idx)
+        return {"learners": {"default_policy": {k: float(v) for k, v in jax.device_get(metrics).items()}},
+                "num_env_steps_trained_lifetime": self.num_samples, "num_env_steps_sampled_lifetime": 0,
+                "env_runners": {"episode_return_mean": float("nan")}}
+
+    def evaluate(self, episodes: int | None = None) -> dict:
+        if self.config.env is None:
+            raise ValueError("evaluate() needs an env: call config.environment(...)")
+        returns = evaluate_policy(self.config, self.module, self._params(), episodes or self.config.evaluation_duration)
+        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "episode_returns": returns}}
+
+    def _params(self) -> Any:
+        return self.learner_state.params
+
+    def _set_params(self, params: Any) -> None:
+        self.learner_state = self.learner_state._replace(params=params)
+
+    def _state(self) -> Any:
+        return {"learner": self.learner_state, "rng": self.rng}
+
+    def _set_state(self, state: Any) -> None:
+        self.learner_state, self.rng = state["learner"], state["rng"]

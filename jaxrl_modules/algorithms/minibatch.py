@@ -1,0 +1,34 @@
+"""Shuffled minibatch epochs as one `lax.scan`, shared by the on-policy and offline learners."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def minibatch_epochs(loss_fn: Callable, optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
+                     batch: Any, rng: jax.Array, num_epochs: int, num_minibatches: int, shuffle: bool = True) -> tuple:
+    """`num_epochs` passes over `batch` (leaves `[B, ...]`) in `num_minibatches` gradient steps each.
+
+    `loss_fn(params, minibatch) -> (loss, metrics)`. Returns `(params, opt_state, metrics)`, the
+    metrics of the last minibatch. A remainder of `B % num_minibatches` rows is skipped per epoch.
+    """
+    size = jax.tree_util.tree_leaves(batch)[0].shape[0]
+    usable = num_minibatches * (size // num_minibatches)
+
+    def step(carry, mb):
+        params, opt_state = carry
+        (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), metrics
+
+    def epoch(carry, key):
+        perm = jax.random.permutation(key, size) if shuffle else jnp.arange(size)
+        mbs = jax.tree_util.tree_map(lambda x: x[perm[:usable]].reshape((num_minibatches, -1) + x.shape[1:]), batch)
+        return jax.lax.scan(step, carry, mbs)
+
+    (params, opt_state), metrics = jax.lax.scan(epoch, (params, opt_state), jax.random.split(rng, num_epochs))
+    return params, opt_state, jax.tree_util.tree_map(lambda x: x[-1, -1], metrics)
