@@ -183,7 +183,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrl-modules", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an algorithm with its default module")
-    t.add_argument("--algo", default="ppo", choices=None, help="ppo, dqn, or bc (with --config input_=<recorded .npz or directory>)")
+    t.add_argument("--algo", default="ppo", help="ppo, dqn, or bc (with --config input_=<recorded .npz or directory>)")
     t.add_argument("--env", default="CartPole-v1", help="gymnasium id, or gymnax:<id> for the all-in-jit path")
     t.add_argument("--config", nargs="*", default=[], help="overrides key=value (training or model config keys)")
     t.add_argument("--iterations", type=int, default=200)
