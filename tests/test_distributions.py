@@ -95,3 +95,10 @@ def test_unsupported_action_spaces():
         default_dist_cls(gym.spaces.Box(-1, 1, (2, 2)))
     with pytest.raises(ValueError, match="Unsupported action space"):
         default_dist_cls(gym.spaces.Text(5))
+
+
+def test_squashed_gaussian_sample_and_log_prob_matches_log_prob():
+    d = SquashedGaussian.from_logits(jnp.array([[0.1, -0.2, 0.0, -1.0]]), low=-2.0, high=2.0)
+    a, lp = d.sample_and_log_prob(seed=KEY)
+    assert a.shape == (1, 2) and lp.shape == (1,)
+    assert jnp.allclose(lp, d.logp(a), atol=1e-3)

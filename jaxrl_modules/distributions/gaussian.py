@@ -67,6 +67,13 @@ class SquashedGaussian(RLlibDistributionMixin, distrax.Transformed):
         eps = 1e-6 * (self.high - self.low) / 2.0
         return super().log_prob(jnp.clip(value, self.low + eps, self.high - eps))
 
+    def sample_and_log_prob(self, *, seed: jax.Array, sample_shape: Any = ()) -> tuple[jax.Array, jax.Array]:
+        """Reparameterised sample and its log-prob, computed from the pre-squash sample (stable
+        near the bounds, unlike inverting tanh)."""
+        u = self.distribution.sample(seed=seed, sample_shape=sample_shape)
+        y, log_det = self.bijector.forward_and_log_det(u)
+        return y, self.distribution.log_prob(u) - log_det
+
     def entropy(self) -> jax.Array:
         raise ValueError("SquashedGaussian has no closed-form entropy; use -logp of samples.")
 

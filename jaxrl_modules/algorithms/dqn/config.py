@@ -72,6 +72,6 @@ class DQNConfig(AlgorithmConfig):
     def build_train_fn(self, num_iterations: int) -> Callable:
         """Pure `train(rng) -> (params, metrics)` over a gymnax env; each iteration samples
         `rollout_fragment_length` steps from every env, then takes gradient steps."""
-        from jaxrl_modules.algorithms.dqn.jax_train import make_train_fn
+        from jaxrl_modules.algorithms.off_policy_jax import make_train_fn
 
         return make_train_fn(self.copy(), num_iterations)

@@ -56,7 +56,7 @@ class DQNLearner:
         losses = optax.huber_loss(err) if cfg.td_error_loss_fn == "huber" else 0.5 * err ** 2
         return losses.mean(), {"qf_loss": losses.mean(), "qf_mean": q.mean(), "td_error_mean": jnp.abs(err).mean()}
 
-    def update(self, state: DQNLearnerState, batch: dict) -> tuple[DQNLearnerState, dict]:
+    def update(self, state: DQNLearnerState, batch: dict, rng: jax.Array | None = None) -> tuple[DQNLearnerState, dict]:
         """One gradient step; then the target params follow every `target_network_update_freq`
         updates by `tau` (1.0 = hard copy)."""
         (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state.target_params, batch)

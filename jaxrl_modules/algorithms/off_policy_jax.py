@@ -1,4 +1,5 @@
-"""DQN fully inside `jax.jit` over gymnax envs: sample, store in the replay buffer, learn."""
+"""Off-policy training (DQN, SAC) fully inside `jax.jit` over gymnax envs: sample, store in the
+replay buffer, learn."""
 
 from __future__ import annotations
 
@@ -8,22 +9,22 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.algorithms import replay_buffer as rb
-from jaxrl_modules.algorithms.dqn.learner import DQNLearnerState
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import Columns
+from jaxrl_modules.spaces import space_zeros
 
 
-class DQNTrainState(NamedTuple):
-    learner: DQNLearnerState
+class OffPolicyTrainState(NamedTuple):
+    learner: Any
     buffer: rb.ReplayBufferState
     runner: RunnerState
     rng: jax.Array
     env_steps: jax.Array
 
 
-class JaxDQN:
+class JaxOffPolicy:
     def __init__(self, config: Any):
         if not is_gymnax(config.env):
             raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
@@ -37,15 +38,15 @@ class JaxDQN:
         self.explore = self.module.phase_fn("exploration")
         self.steps = int(config.rollout_length() if config.rollout_fragment_length != "auto" else 1)
 
-    def init(self, rng: jax.Array) -> DQNTrainState:
+    def init(self, rng: jax.Array) -> OffPolicyTrainState:
         k_params, k_env, k_next = jax.random.split(rng, 3)
         params = self.module.init_fn(k_params)
         runner = self.runner.reset(k_env)
-        example = {Columns.OBS: runner.obs[0], Columns.ACTIONS: jnp.zeros((), jnp.int32),
+        example = {Columns.OBS: runner.obs[0], Columns.ACTIONS: space_zeros(self.module.action_space, ()),
                    Columns.REWARDS: jnp.zeros(()), Columns.NEXT_OBS: runner.obs[0],
                    Columns.TERMINATEDS: jnp.zeros((), bool)}
         buffer = rb.init_buffer(example, int(self.config.replay_buffer_config.get("capacity", 50000)))
-        return DQNTrainState(self.learner.init(params), buffer, runner, k_next, jnp.zeros((), jnp.int32))
+        return OffPolicyTrainState(self.learner.init(params), buffer, runner, k_next, jnp.zeros((), jnp.int32))
 
     def _env_step(self, carry: tuple, key: jax.Array) -> tuple:
         params, runner, env_steps = carry
@@ -62,31 +63,31 @@ class JaxDQN:
         runner = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0, runner.episode_length + 1))
         return (params, runner, env_steps + n), transition
 
-    def iteration(self, state: DQNTrainState) -> tuple[DQNTrainState, dict]:
+    def iteration(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict]:
         cfg = self.config
-        rng, k_roll, k_sample = jax.random.split(state.rng, 3)
+        rng, k_roll, k_sample, k_update = jax.random.split(state.rng, 4)
         (_, runner, env_steps), traj = jax.lax.scan(
             self._env_step, (state.learner.params, state.runner, state.env_steps), jax.random.split(k_roll, self.steps))
         ended_return, ended = traj.pop("ended_return"), traj.pop("ended")
         buffer = rb.add(state.buffer, jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), traj))
         batch = rb.sample(buffer, k_sample, cfg.batch_size())
         learn = env_steps >= cfg.num_steps_sampled_before_learning_starts
-        new_learner, metrics = self.learner.update(state.learner, batch)
+        new_learner, metrics = self.learner.update(state.learner, batch, k_update)
         learner = jax.tree_util.tree_map(lambda a, b: jnp.where(learn, a, b), new_learner, state.learner)
         episodes = ended.sum()
         metrics = dict(metrics)
         metrics["episode_return_mean"] = jnp.where(episodes > 0, ended_return.sum() / jnp.maximum(episodes, 1), jnp.nan)
         metrics["num_episodes"] = episodes
         metrics["num_env_steps_sampled_lifetime"] = env_steps
-        return DQNTrainState(learner, buffer, runner, rng, env_steps), metrics
+        return OffPolicyTrainState(learner, buffer, runner, rng, env_steps), metrics
 
 
 def make_train_fn(config: Any, num_iterations: int) -> Callable:
-    dqn = JaxDQN(config)
+    algo = JaxOffPolicy(config)
 
     def train(rng: jax.Array) -> tuple[Any, dict]:
-        state, metrics = jax.lax.scan(lambda s, _: dqn.iteration(s), dqn.init(rng), None, length=num_iterations)
+        state, metrics = jax.lax.scan(lambda s, _: algo.iteration(s), algo.init(rng), None, length=num_iterations)
         return state.learner.params, metrics
 
-    train.module = dqn.module
+    train.module = algo.module
     return train

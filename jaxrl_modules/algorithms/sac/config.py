@@ -1,0 +1,73 @@
+"""SACConfig: RLlib's SAC setting names and defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
+from jaxrl_modules.model_config import DefaultModelConfig
+from jaxrl_modules.rl_module_spec import RLModuleSpec
+
+
+class SACConfig(AlgorithmConfig):
+    """RLlib's SAC defaults: twin_q, tau 5e-3, initial_alpha 1.0, target_entropy "auto"
+    (-|A|), actor_lr 3e-5, critic_lr 3e-4, alpha_lr 3e-4, target_network_update_freq 0 (every
+    update), train_batch_size_per_learner 256, learning starts after 1500 steps, replay 1e6."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.twin_q = True
+        self.tau = 5e-3
+        self.initial_alpha = 1.0
+        self.target_entropy: Any = "auto"
+        self.actor_lr = 3e-5
+        self.critic_lr = 3e-4
+        self.alpha_lr = 3e-4
+        self.lr = None
+        self.target_network_update_freq = 0
+        self.train_batch_size_per_learner = 256
+        self.n_step = 1
+        self.num_steps_sampled_before_learning_starts = 1500
+        self.replay_buffer_config = {"type": "ReplayBuffer", "capacity": int(1e6)}
+        self.rollout_fragment_length = 1
+
+    def _training_keys(self) -> list[str]:
+        return super()._training_keys() + [
+            "twin_q", "tau", "initial_alpha", "target_entropy", "actor_lr", "critic_lr", "alpha_lr",
+            "target_network_update_freq", "n_step", "num_steps_sampled_before_learning_starts", "replay_buffer_config"]
+
+    def training(self, **kwargs: Any) -> "SACConfig":
+        if kwargs.get("n_step", 1) != 1:
+            raise ValueError(f"n_step={kwargs['n_step']} is not supported yet; use n_step=1")
+        return super().training(**kwargs)
+
+    @property
+    def model_config_auto_includes(self) -> dict:  # type: ignore[override]
+        return {"twin_q": self.twin_q}
+
+    def merged_model_config(self, spec_config: Any = None) -> Any:
+        base = spec_config if spec_config is not None else self.model_config
+        if isinstance(base, DefaultModelConfig):
+            return {**dataclasses.asdict(base), **self.model_config_auto_includes}
+        return super().merged_model_config(spec_config)
+
+    def get_algorithm_class(self) -> type:
+        from jaxrl_modules.algorithms.sac.sac import SAC
+
+        return SAC
+
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from jaxrl_modules.algorithms.sac.module import DefaultSACRLModule
+
+        return RLModuleSpec(module_class=DefaultSACRLModule)
+
+    def get_default_learner_class(self) -> type:
+        from jaxrl_modules.algorithms.sac.learner import SACLearner
+
+        return SACLearner
+
+    def build_train_fn(self, num_iterations: int) -> Callable:
+        from jaxrl_modules.algorithms.off_policy_jax import make_train_fn
+
+        return make_train_fn(self.copy(), num_iterations)

@@ -1,0 +1,85 @@
+"""SAC learner: twin-Q critic, reparameterised actor, learned temperature, polyak targets."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxrl_modules.algorithms.sac.module import ACTOR_KEYS, NEXT_ACTIONS, QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
+from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
+from jaxrl_modules.columns import Columns
+
+
+class SACLearnerState(NamedTuple):
+    params: Any
+    target_params: Any
+    opt_state: Any
+    log_alpha: jax.Array
+    alpha_opt_state: Any
+    num_updates: jax.Array
+
+
+class SACLearner:
+    @classmethod
+    def rl_module_required_apis(cls) -> list[type]:
+        return [QNetAPI, TargetNetworkAPI]
+
+    def __init__(self, module: Any, config: Any):
+        self.module, self.config = module, config
+        self.train_fn = module.phase_fn("train")
+        clip = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
+        self.optimizer = optax.multi_transform(
+            {"actor": optax.chain(*clip, optax.adam(config.actor_lr)),
+             "critic": optax.chain(*clip, optax.adam(config.critic_lr))},
+            lambda params: {k: jax.tree_util.tree_map(lambda _: "actor" if k in ACTOR_KEYS else "critic", v)
+                            for k, v in params.items()})
+        self.alpha_optimizer = optax.adam(config.alpha_lr)
+        target = config.target_entropy
+        self.target_entropy = -float(np.prod(module.action_space.shape)) if target in (None, "auto") else float(target)
+
+    def init(self, params: Any) -> SACLearnerState:
+        log_alpha = jnp.log(jnp.asarray(self.config.initial_alpha, jnp.float32))
+        return SACLearnerState(params, self.module.make_target_params(params), self.optimizer.init(params), log_alpha,
+                               self.alpha_optimizer.init(log_alpha), jnp.zeros((), jnp.int32))
+
+    def _dist(self, fwd: dict) -> Any:
+        return self.module.get_train_action_dist_cls().from_logits(fwd[Columns.ACTION_DIST_INPUTS])
+
+    def loss(self, params: Any, state: SACLearnerState, batch: dict, rng: jax.Array) -> tuple:
+        cfg, m = self.config, self.module
+        alpha = jnp.exp(state.log_alpha)
+        k_next, k_curr = jax.random.split(rng)
+        next_fwd = m.apply({"params": params}, {Columns.OBS: batch[Columns.NEXT_OBS]}, method="_forward")
+        next_actions, next_logp = self._dist(next_fwd).sample_and_log_prob(seed=k_next)
+        target_batch = {**batch, NEXT_ACTIONS: next_actions}
+        q_next = m.apply({"params": state.target_params}, target_batch, method="_forward_target")[QF_TARGET_NEXT]
+        not_done = 1.0 - batch[Columns.TERMINATEDS].astype(jnp.float32)
+        y = jax.lax.stop_gradient(batch[Columns.REWARDS] + cfg.gamma * not_done * (q_next - alpha * next_logp))
+        fwd = self.train_fn(params, batch)
+        critic_loss = 0.5 * ((fwd[QF_PREDS] - y) ** 2).mean() + 0.5 * ((fwd[QF_TWIN_PREDS] - y) ** 2).mean()
+        actions, logp = self._dist(fwd).sample_and_log_prob(seed=k_curr)
+        frozen_q = jax.lax.stop_gradient({k: v for k, v in params.items() if k not in ACTOR_KEYS})
+        q_params = {**params, **frozen_q}
+        q_pi = m.apply({"params": q_params}, {Columns.OBS: batch[Columns.OBS], Columns.ACTIONS: actions},
+                       method="_compute_q_values")[QF_PREDS]
+        actor_loss = (alpha * logp - q_pi).mean()
+        metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "alpha": alpha, "logp_mean": logp.mean(),
+                   "qf_mean": fwd[QF_PREDS].mean()}
+        return critic_loss + actor_loss, (metrics, jax.lax.stop_gradient(logp))
+
+    def update(self, state: SACLearnerState, batch: dict, rng: jax.Array) -> tuple[SACLearnerState, dict]:
+        (_, (metrics, logp)), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state, batch, rng)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        alpha_grad = jax.grad(lambda la: -(la * (logp + self.target_entropy)).mean())(state.log_alpha)
+        alpha_updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, state.alpha_opt_state)
+        log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
+        n = state.num_updates + 1
+        freq = max(1, self.config.target_network_update_freq)
+        polyak = self.module.update_target_params(params, state.target_params, self.config.tau)
+        target = jax.tree_util.tree_map(lambda a, b: jnp.where(n % freq == 0, a, b), polyak, state.target_params)
+        return SACLearnerState(params, target, opt_state, log_alpha, alpha_opt_state, n), metrics

@@ -1,0 +1,94 @@
+"""DefaultSACRLModule: squashed-Gaussian policy and twin Q networks over concat(obs, action)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
+from jaxrl_modules.columns import Columns
+from jaxrl_modules.distributions import SquashedGaussian
+from jaxrl_modules.model_config import DefaultModelConfig
+from jaxrl_modules.models import Encoder, check_observation_space, make_head
+from jaxrl_modules.rl_module import RLModule
+
+QF_PREDS = "qf_preds"
+QF_TWIN_PREDS = "qf_twin_preds"
+QF_TARGET_NEXT = "q_target_next"
+NEXT_ACTIONS = "next_actions"
+ACTOR_KEYS = ("pi_encoder", "pi")
+
+
+class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
+    """`pi_encoder` + `pi` (2·act_dim outputs for SquashedGaussian), `qf_encoder` + `qf` and,
+    with `twin_q` (default True), `qf_twin_encoder` + `qf_twin`. The Q encoders are MLPs over
+    concat(obs, action) (RLlib 2.40's layout). Box actions only."""
+
+    @nn.nowrap
+    def config(self) -> DefaultModelConfig:
+        return DefaultModelConfig.from_any(self.model_config)
+
+    @nn.nowrap
+    def twin_q(self) -> bool:
+        return self.model_config.get("twin_q", True) if isinstance(self.model_config, Mapping) else True
+
+    @nn.nowrap
+    def get_inference_action_dist_cls(self) -> type:
+        space = self.action_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"DefaultSACRLModule needs a 1-D Box action space; got {space}")
+        low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
+        if np.all(low == low[0]) and np.all(high == high[0]):
+            low, high = float(low[0]), float(high[0])
+        return SquashedGaussian.get_partial_dist_cls(low=low, high=high)
+
+    @nn.nowrap
+    def get_non_inference_attributes(self) -> list[str]:
+        return ["qf_encoder", "qf"] + (["qf_twin_encoder", "qf_twin"] if self.twin_q() else [])
+
+    def setup(self) -> None:
+        super().setup()
+        check_observation_space(self.observation_space)
+        cfg = self.config()
+        dist_cls = self.get_train_action_dist_cls()
+        self.pi_encoder = Encoder(tuple(self.observation_space.shape), cfg)
+        self.pi = make_head(cfg, dist_cls.required_input_dim(self.action_space))
+        if self.inference_only:
+            return
+        qshape = (int(np.prod(self.observation_space.shape)) + int(np.prod(self.action_space.shape)),)
+        self.qf_encoder = Encoder(qshape, cfg)
+        self.qf = make_head(cfg, 1)
+        if self.twin_q():
+            self.qf_twin_encoder = Encoder(qshape, cfg)
+            self.qf_twin = make_head(cfg, 1)
+
+    def _forward(self, batch: dict, **kwargs: Any) -> dict:
+        emb, _ = self.pi_encoder(batch[Columns.OBS])
+        return {Columns.ACTION_DIST_INPUTS: self.pi(emb)}
+
+    def q_values(self, obs: jax.Array, actions: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(Q1, Q2) of `[B]` each (Q2 = Q1 without twin_q)."""
+        x = jnp.concatenate([obs.reshape(obs.shape[0], -1), actions.reshape(actions.shape[0], -1)], axis=-1)
+        q1 = self.qf(self.qf_encoder(x)[0])[..., 0]
+        q2 = self.qf_twin(self.qf_twin_encoder(x)[0])[..., 0] if self.twin_q() else q1
+        return q1, q2
+
+    def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
+        out = self._forward(batch)
+        out[QF_PREDS], out[QF_TWIN_PREDS] = self.q_values(batch[Columns.OBS], batch[Columns.ACTIONS])
+        return out
+
+    def _compute_q_values(self, batch: dict) -> dict:
+        q1, q2 = self.q_values(batch[Columns.OBS], batch[Columns.ACTIONS])
+        return {QF_PREDS: jnp.minimum(q1, q2)}
+
+    def _forward_target(self, batch: dict) -> dict:
+        """min(Q1, Q2) at (new_obs, next_actions), run with the target params."""
+        q1, q2 = self.q_values(batch[Columns.NEXT_OBS], batch.get(NEXT_ACTIONS, batch[Columns.ACTIONS]))
+        return {QF_TARGET_NEXT: jnp.minimum(q1, q2)}
