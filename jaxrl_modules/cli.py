@@ -23,7 +23,11 @@ PPO_CLI_DEFAULTS = dict(lr=1e-3, lambda_=0.95, clip_param=0.2, vf_loss_coeff=0.5
 DQN_CLI_DEFAULTS = dict(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000, 0.05)],
                         num_steps_sampled_before_learning_starts=10000, target_network_update_freq=50,
                         replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse")
+SAC_CLI_DEFAULTS = dict(actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, train_batch_size_per_learner=256,
+                        num_steps_sampled_before_learning_starts=1000, replay_buffer_config={"capacity": 50000})
+NUM_ENVS_DEFAULTS = {"ppo": 8, "dqn": 10, "sac": 1, "bc": 1}
 CLI_MODEL_DEFAULTS = {"ppo": {"fcnet_hiddens": [64, 64]}, "bc": {"fcnet_hiddens": [64, 64]},
+                      "sac": {"fcnet_hiddens": [64, 64], "fcnet_activation": "relu"},
                       "dqn": {"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"}}
 
 
@@ -40,7 +44,7 @@ def _parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def build_config(algo: str, env: str, overrides: dict, num_envs: int, seed: int) -> Any:
+def build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int) -> Any:
     from jaxrl_modules.model_config import DefaultModelConfig
 
     if algo == "ppo":
@@ -51,12 +55,17 @@ def build_config(algo: str, env: str, overrides: dict, num_envs: int, seed: int)
         from jaxrl_modules.algorithms.dqn import DQNConfig as Config
 
         training = dict(DQN_CLI_DEFAULTS)
+    elif algo == "sac":
+        from jaxrl_modules.algorithms.sac import SACConfig as Config
+
+        training = dict(SAC_CLI_DEFAULTS)
     elif algo == "bc":
         from jaxrl_modules.algorithms.bc import BCConfig as Config
 
         training = dict(lr=1e-3, minibatch_size=250, num_epochs=2)
     else:
-        raise SystemExit(f"Unknown --algo {algo!r}; available: ppo, dqn, bc")
+        raise SystemExit(f"Unknown --algo {algo!r}; available: ppo, dqn, sac, bc")
+    num_envs = num_envs or NUM_ENVS_DEFAULTS[algo]
     config = Config().environment(env).env_runners(num_envs_per_env_runner=num_envs).debugging(seed=seed)
     if algo == "bc" and "input_" not in overrides:
         raise SystemExit("--algo bc needs recorded transitions: --config input_=<path to .npz or directory>")
@@ -183,12 +192,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="jaxrl-modules", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an algorithm with its default module")
-    t.add_argument("--algo", default="ppo", help="ppo, dqn, or bc (with --config input_=<recorded .npz or directory>)")
+    t.add_argument("--algo", default="ppo", help="ppo, dqn, sac, or bc (bc: --config input_=<.npz or dir>)")
     t.add_argument("--env", default="CartPole-v1", help="gymnasium id, or gymnax:<id> for the all-in-jit path")
     t.add_argument("--config", nargs="*", default=[], help="overrides key=value (training or model config keys)")
     t.add_argument("--iterations", type=int, default=200)
     t.add_argument("--stop-reward", type=float, default=None, help="default: the env's reward threshold")
-    t.add_argument("--num-envs", type=int, default=8)
+    t.add_argument("--num-envs", type=int, default=None, help="default: ppo 8, dqn 10, sac 1, bc 1")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name", default=None)
     t.add_argument("--runs-dir", default="runs")

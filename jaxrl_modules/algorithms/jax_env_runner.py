@@ -15,6 +15,7 @@ class RunnerState(NamedTuple):
     env_state: Any
     episode_return: jax.Array
     episode_length: jax.Array
+    recurrent_state: Any = None  # [N, ...] per env, for stateful modules
 
 
 class JaxEnvRunner:
@@ -36,10 +37,15 @@ class JaxEnvRunner:
 
         return to_gymnasium(self.env.action_space(self.env_params))
 
-    def reset(self, rng: jax.Array) -> RunnerState:
+    def reset(self, rng: jax.Array, initial_state: Any = None) -> RunnerState:
+        """Fresh envs; `initial_state` (a module's, without batch axis) is broadcast per env."""
         obs, env_state = jax.vmap(self.env.reset, (0, None))(jax.random.split(rng, self.num_envs), self.env_params)
         zeros = jnp.zeros(self.num_envs)
-        return RunnerState(obs, env_state, zeros, zeros)
+        state = None
+        self.initial_state = initial_state
+        if initial_state:
+            state = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (self.num_envs,) + x.shape), initial_state)
+        return RunnerState(obs, env_state, zeros, zeros, state)
 
     def rollout(self, act_fn: Callable, params: Any, state: RunnerState, rng: jax.Array, steps: int) -> tuple:
         """`steps` env steps per env with `act_fn(params, batch, rng)` (a forward_exploration).
@@ -51,7 +57,12 @@ class JaxEnvRunner:
         def step(state: RunnerState, key):
             k_act, k_env = jax.random.split(key)
             obs = self.obs_fn(state.obs)
-            out = act_fn(params, {Columns.OBS: obs}, k_act)
+            if state.recurrent_state is None:
+                out = act_fn(params, {Columns.OBS: obs}, k_act)
+            else:  # one timestep of a [B, T] sequence, the state carried per env
+                out = act_fn(params, {Columns.OBS: obs[:, None], Columns.STATE_IN: state.recurrent_state}, k_act)
+                next_rec = out.pop(Columns.STATE_OUT)
+                out = jax.tree_util.tree_map(lambda x: x[:, 0], out)
             next_obs, env_state, reward, term, trunc, _ = jax.vmap(self.env.step, (0, 0, 0, None))(
                 jax.random.split(k_env, self.num_envs), state.env_state, out[Columns.ACTIONS], self.env_params)
             done = term | trunc
@@ -59,7 +70,13 @@ class JaxEnvRunner:
             rec = {Columns.OBS: obs, Columns.ACTIONS: out[Columns.ACTIONS], Columns.ACTION_LOGP: out[Columns.ACTION_LOGP],
                    Columns.ACTION_DIST_INPUTS: out[Columns.ACTION_DIST_INPUTS], Columns.REWARDS: reward,
                    Columns.TERMINATEDS: term, Columns.TRUNCATEDS: trunc, "ended_return": jnp.where(done, ret, 0.0)}
-            new = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0.0, length))
+            recurrent = None
+            if state.recurrent_state is not None:
+                rec[Columns.STATE_IN] = state.recurrent_state
+                recurrent = jax.tree_util.tree_map(  # a new episode starts from the initial state
+                    lambda x, init: jnp.where(done.reshape((-1,) + (1,) * (x.ndim - 1)), init, x),
+                    next_rec, self.initial_state)
+            new = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0.0, length), recurrent)
             return new, rec
 
         state, traj = jax.lax.scan(step, state, jax.random.split(rng, steps))

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
-from jaxrl_modules.algorithms.ppo.postprocess import single_agent_batch
+from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, single_agent_batch
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
 
 
@@ -51,15 +51,22 @@ class JaxPPO:
     def init(self, rng: jax.Array) -> TrainState:
         k_params, k_env, k_next = jax.random.split(rng, 3)
         params = self.module.init_fn(k_params)
-        return TrainState(self.learner.init(params), self.runner.reset(k_env), k_next, jnp.zeros((), jnp.int32))
+        runner = self.runner.reset(k_env, self.module.get_initial_state())
+        return TrainState(self.learner.init(params), runner, k_next, jnp.zeros((), jnp.int32))
 
     def iteration(self, state: TrainState) -> tuple[TrainState, dict]:
         rng, k_roll, k_upd = jax.random.split(state.rng, 3)
         params = state.learner.params
         runner, traj, stats = self.runner.rollout(self.act_fn, params, state.runner, k_roll, self.steps)
         last_obs = self.runner.obs_fn(runner.obs)
-        batch = single_agent_batch(self.learner, params, traj, last_obs, self.config)
-        learner, metrics = self.learner.update(state.learner, batch, k_upd)
+        if self.module.is_stateful():
+            seq_len = self.module.config().max_seq_len
+            batch = sequence_batch(self.learner, params, traj, last_obs, self.config, seq_len)
+            n_mb = max(1, self.steps * self.config.num_envs_per_env_runner // self.config.minibatch_size)
+            learner, metrics = self.learner.update(state.learner, batch, k_upd, num_minibatches=n_mb)
+        else:
+            batch = single_agent_batch(self.learner, params, traj, last_obs, self.config)
+            learner, metrics = self.learner.update(state.learner, batch, k_upd)
         env_steps = state.env_steps + self.steps * self.config.num_envs_per_env_runner
         metrics = dict(metrics)
         metrics["episode_return_mean"] = jnp.where(stats["episodes"] > 0, stats["return_sum"] / jnp.maximum(stats["episodes"], 1),

@@ -107,14 +107,15 @@ class PPOLearner:
     def values(self, state: LearnerState, batch: dict) -> Any:
         return values_of(self, state.params, batch)
 
-    def update(self, state: LearnerState, batch: dict, rng: jax.Array) -> tuple[LearnerState, dict]:
+    def update(self, state: LearnerState, batch: dict, rng: jax.Array,
+               num_minibatches: Optional[int] = None) -> tuple[LearnerState, dict]:
         """`num_epochs` passes of shuffled minibatches over `batch` (leaves `[B, ...]`), then the
         adaptive KL-coefficient step. Pure and jittable."""
         cfg = self.config
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
         params, opt_state, metrics = minibatch_epochs(
             lambda p, mb: self.loss(p, mb, state.kl_coeff), self.optimizer, state.params, state.opt_state, batch, rng,
-            cfg.num_epochs, cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch)
+            cfg.num_epochs, num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch)
         kl_coeff = dict(state.kl_coeff)
         if cfg.use_kl_loss:
             for mid in kl_coeff:

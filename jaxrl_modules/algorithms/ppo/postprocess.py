@@ -55,3 +55,36 @@ def single_agent_batch(learner: Any, params: Any, traj: dict, last_obs: Any, cfg
     last_value = all_values[T * N: T * N + N]
     final_values = all_values[T * N + N:].reshape(T, N) if has_final else None
     return build_train_batch(traj, values, last_value, cfg.gamma, cfg.lambda_, final_values)
+
+
+RESETS = "resets"  # [B, T] bool: the recurrent state restarts before step t (a new episode)
+
+
+def sequence_batch(learner: Any, params: Any, traj: dict, last_obs: Any, cfg: Any, max_seq_len: int) -> dict:
+    """Trajectory of a stateful module `[T, N, ...]` (with STATE_IN per step) -> chunks of
+    `max_seq_len` steps `[N * T / L, L, ...]`, each with the state it starts from and a RESETS
+    column that restarts the state where an episode ends inside a chunk."""
+    T, N = traj[Columns.REWARDS].shape[:2]
+    if T % max_seq_len:
+        raise ValueError(f"rollout length {T} must be a multiple of max_seq_len {max_seq_len}")
+    dones = traj[Columns.TERMINATEDS] | traj[Columns.TRUNCATEDS]
+    starts = jnp.concatenate([jnp.zeros((1, N), bool), dones], axis=0)  # [T+1, N]: new episode before step t
+    obs_all = jnp.concatenate([traj[Columns.OBS], last_obs[None]], axis=0)
+    batch_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    state0 = jax.tree_util.tree_map(lambda x: x[0], traj[Columns.STATE_IN])
+    values = values_of(learner, params, {Columns.OBS: batch_major(obs_all), Columns.STATE_IN: state0,
+                                         RESETS: batch_major(starts)})
+    values = batch_major(values)  # [T+1, N]
+    advantages, targets = compute_gae(traj[Columns.REWARDS], values[:T], dones, values[T], cfg.gamma, cfg.lambda_)
+    columns = {k: traj[k] for k in TRAIN_COLUMNS}
+    columns.update({Columns.ADVANTAGES: standardize(advantages), Columns.VALUE_TARGETS: targets, RESETS: starts[:T]})
+    chunks = T // max_seq_len
+
+    def chunk(x):  # [T, N, ...] -> [N * chunks, L, ...]
+        x = batch_major(x)
+        return x.reshape((N * chunks, max_seq_len) + x.shape[2:])
+
+    batch = {k: chunk(v) for k, v in columns.items()}
+    batch[Columns.STATE_IN] = jax.tree_util.tree_map(
+        lambda s: batch_major(s[::max_seq_len]).reshape((N * chunks,) + s.shape[2:]), traj[Columns.STATE_IN])
+    return batch
