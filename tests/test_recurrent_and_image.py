@@ -54,7 +54,8 @@ class KeepPositions:
 
 def masked_cartpole(model_config):
     return (PPOConfig().environment("gymnax:CartPole-v1")
-            .env_runners(num_envs_per_env_runner=16, rollout_fragment_length=64, env_to_module_connector=lambda env: KeepPositions())
+            .env_runners(num_envs_per_env_runner=16, rollout_fragment_length=64,
+                         env_to_module_connector=lambda env: KeepPositions())
             .rl_module(model_config=model_config).training(**FAST_PPO))
 
 
@@ -70,7 +71,8 @@ def test_lstm_beats_its_feed_forward_twin_on_masked_cartpole():
 
 
 def test_default_cnn_ppo_improves_on_minatar_breakout():
-    config = (PPOConfig().environment("gymnax:Breakout-MinAtar").env_runners(num_envs_per_env_runner=16, rollout_fragment_length=64)
+    config = (PPOConfig().environment("gymnax:Breakout-MinAtar")
+              .env_runners(num_envs_per_env_runner=16, rollout_fragment_length=64)
               .rl_module(model_config={"head_fcnet_hiddens": [64], "vf_share_layers": True}).training(**FAST_PPO))
     train = config.build_train_fn(num_iterations=50)
     assert train.module.get_initial_state() == {}
