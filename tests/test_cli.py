@@ -33,3 +33,21 @@ def test_bad_arguments(tmp_path):
         main(["train", "--algo", "a3c", "--runs-dir", str(tmp_path)])
     with pytest.raises(SystemExit, match="metadata.json is missing|No checkpoint"):
         main(["evaluate", str(tmp_path / "nothing"), "--env", "CartPole-v1"])
+
+
+def test_train_sac_and_bc(tmp_path):
+    assert main(["train", "--algo", "sac", "--env", "gymnax:Pendulum-v1", "--iterations", "1", "--runs-dir", str(tmp_path),
+                 "--name", "s", "--quiet", "--config", "num_steps_sampled_before_learning_starts=100", "fcnet_hiddens=[8]"]) == 0
+    assert (tmp_path / "s" / "checkpoints" / "final" / "algorithm.json").is_file()
+    import jax
+
+    from jaxrl_modules.algorithms.bc import record_transitions
+    from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
+    from conftest import CARTPOLE_ACT, CARTPOLE_OBS
+
+    policy = DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT, model_config={"fcnet_hiddens": [4]})
+    record_transitions(policy, policy.init(jax.random.key(0)), "CartPole-v1", 300, tmp_path / "data.npz")
+    assert main(["train", "--algo", "bc", "--iterations", "2", "--runs-dir", str(tmp_path), "--name", "b", "--quiet",
+                 "--config", f"input_='{tmp_path / 'data.npz'}'", "train_batch_size_per_learner=200"]) == 0
+    with pytest.raises(SystemExit, match="input_"):
+        main(["train", "--algo", "bc", "--runs-dir", str(tmp_path)])
