@@ -28,6 +28,28 @@ def test_replay_buffer_ring_and_sampling():
         rb.init_buffer({"a": jnp.zeros(())}, 0)
 
 
+def test_masked_add_and_n_step_returns():
+    state = rb.add(rb.init_buffer({"a": jnp.zeros(())}, 4), {"a": jnp.array([1.0, 2.0, 3.0])}, jnp.array([True, False, True]))
+    assert int(state.size) == 2 and state.data["a"].tolist() == [1.0, 3.0, 0.0, 0.0]
+    step = {"o": jnp.zeros((2,)), "a": jnp.zeros((2,), jnp.int32), "r": jnp.zeros((2,)), "d": jnp.zeros((2,), bool),
+            "n": jnp.zeros((2,))}
+    window = rb.init_nstep(jax.tree_util.tree_map(lambda x: x[0], step), 3, 2)
+    rewards = [[1.0, 1.0], [2.0, 2.0], [4.0, 4.0], [8.0, 8.0]]
+    dones = [[False, False], [False, True], [False, False], [False, False]]
+    outs = []
+    for t in range(4):
+        s_t = {"o": jnp.full((2,), t, jnp.float32), "a": jnp.full((2,), t, jnp.int32), "r": jnp.array(rewards[t]),
+               "d": jnp.array(dones[t]), "n": jnp.full((2,), t + 1, jnp.float32)}
+        window, out, valid = rb.nstep_push(window, s_t, 0.5, "o", "a", "r", "d", "n")
+        outs.append((out, valid))
+    assert [bool(v[0]) for _, v in outs] == [False, False, True, True]
+    out = outs[2][0]  # the transition starting at t=0
+    assert out["o"].tolist() == [0.0, 0.0] and out["a"].tolist() == [0, 0]
+    # env 0: 1 + 0.5*2 + 0.25*4, bootstraps from new_obs of t=2 with 0.5**3; env 1 ends at t=1: 1 + 0.5*2, no bootstrap
+    assert out["r"].tolist() == [3.0, 2.0] and out["n"].tolist() == [3.0, 2.0]
+    assert out["d"].tolist() == [False, True] and out["discounts"].tolist() == [0.125, 0.25]
+
+
 @pytest.fixture(scope="module")
 def dqn():
     m = DefaultDQNRLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT,
@@ -78,7 +100,8 @@ def test_dqn_config_names_and_errors():
     assert c.get_default_learner_class().rl_module_required_apis() == [QNetAPI, TargetNetworkAPI]
     assert c.merged_model_config(None)["dueling"] is True
     with pytest.raises(ValueError, match="n_step"):
-        DQNConfig().training(n_step=3)
+        DQNConfig().training(n_step=0)
+    assert DQNConfig().training(n_step=3).n_step == 3
     with pytest.raises(ValueError, match="Unknown training setting 'doubleq'"):
         DQNConfig().training(doubleq=False)
 
@@ -100,10 +123,10 @@ DQN_CARTPOLE = dict(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000,
                     replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse")
 
 
-def test_dqn_host_loop_solves_cartpole():
+def test_dqn_host_loop_solves_cartpole_with_3_step_returns():
     algo = (DQNConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=10)
             .rl_module(model_config={"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"})
-            .training(**DQN_CARTPOLE).debugging(seed=0)).build()
+            .training(**DQN_CARTPOLE, n_step=3).debugging(seed=0)).build()
     ret = 0.0
     for _ in range(330):
         ret = algo.train()["env_runners"]["episode_return_mean"]

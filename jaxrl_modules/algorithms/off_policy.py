@@ -64,7 +64,9 @@ class OffPolicyAlgorithm(Algorithm):
         example = {Columns.OBS: obs0, Columns.ACTIONS: space_zeros(self.module.action_space, ()), Columns.REWARDS: jnp.zeros(()),
                    Columns.NEXT_OBS: obs0, Columns.TERMINATEDS: jnp.zeros((), bool)}
         capacity = int(cfg.replay_buffer_config.get("capacity", 50000))
-        self.host_state = {"learner": self.learner.init(params), "buffer": rb.init_buffer(example, capacity), "rng": rng}
+        self.host_state = {"learner": self.learner.init(params), "rng": rng,
+                           "buffer": rb.init_buffer({**example, "discounts": jnp.zeros(())}, capacity),
+                           "nstep": rb.init_nstep(example, getattr(cfg, "n_step", 1), n)}
         explore = self.module.phase_fn("exploration")
         connect = self._connect
         self._act = jax.jit(lambda p, obs, k, t: explore(p, {Columns.OBS: connect(obs)}, k, t=t)[Columns.ACTIONS])
@@ -73,11 +75,13 @@ class OffPolicyAlgorithm(Algorithm):
             transitions = dict(transitions)
             transitions[Columns.OBS] = connect(transitions[Columns.OBS])
             transitions[Columns.NEXT_OBS] = connect(transitions[Columns.NEXT_OBS])
-            buffer = rb.add(state["buffer"], transitions)
+            nstep, transitions, valid = rb.nstep_push(state["nstep"], transitions, cfg.gamma, Columns.OBS, Columns.ACTIONS,
+                                                      Columns.REWARDS, Columns.TERMINATEDS, Columns.NEXT_OBS)
+            buffer = rb.add(state["buffer"], transitions, valid)
             rng, k, k_update = jax.random.split(state["rng"], 3)
             new, metrics = self.learner.update(state["learner"], rb.sample(buffer, k, cfg.batch_size()), k_update)
             learner = jax.tree_util.tree_map(lambda a, b: jnp.where(learn, a, b), new, state["learner"])
-            return {"learner": learner, "buffer": buffer, "rng": rng}, metrics
+            return {"learner": learner, "buffer": buffer, "rng": rng, "nstep": nstep}, metrics
 
         self._add_and_learn = jax.jit(add_and_learn)
 

@@ -19,6 +19,7 @@ from jaxrl_modules.spaces import space_zeros
 class OffPolicyTrainState(NamedTuple):
     learner: Any
     buffer: rb.ReplayBufferState
+    nstep: rb.NStepWindow
     runner: RunnerState
     rng: jax.Array
     env_steps: jax.Array
@@ -45,11 +46,13 @@ class JaxOffPolicy:
         example = {Columns.OBS: runner.obs[0], Columns.ACTIONS: space_zeros(self.module.action_space, ()),
                    Columns.REWARDS: jnp.zeros(()), Columns.NEXT_OBS: runner.obs[0],
                    Columns.TERMINATEDS: jnp.zeros((), bool)}
-        buffer = rb.init_buffer(example, int(self.config.replay_buffer_config.get("capacity", 50000)))
-        return OffPolicyTrainState(self.learner.init(params), buffer, runner, k_next, jnp.zeros((), jnp.int32))
+        nstep = rb.init_nstep(example, getattr(self.config, "n_step", 1), self.runner.num_envs)
+        buffer = rb.init_buffer({**example, "discounts": jnp.zeros(())},
+                                int(self.config.replay_buffer_config.get("capacity", 50000)))
+        return OffPolicyTrainState(self.learner.init(params), buffer, nstep, runner, k_next, jnp.zeros((), jnp.int32))
 
     def _env_step(self, carry: tuple, key: jax.Array) -> tuple:
-        params, runner, env_steps = carry
+        params, runner, env_steps, nstep = carry
         k_act, k_env = jax.random.split(key)
         out = self.explore(params, {Columns.OBS: runner.obs}, k_act, t=env_steps)
         env, n = self.runner, self.runner.num_envs
@@ -57,19 +60,23 @@ class JaxOffPolicy:
             jax.random.split(k_env, n), runner.env_state, out[Columns.ACTIONS], env.env_params)
         done = term | trunc
         ret = runner.episode_return + reward
-        transition = {Columns.OBS: runner.obs, Columns.ACTIONS: out[Columns.ACTIONS], Columns.REWARDS: reward,
-                      Columns.NEXT_OBS: next_obs, Columns.TERMINATEDS: done,
-                      "ended_return": jnp.where(done, ret, 0.0), "ended": done}
+        step = {Columns.OBS: runner.obs, Columns.ACTIONS: out[Columns.ACTIONS], Columns.REWARDS: reward,
+                Columns.NEXT_OBS: next_obs, Columns.TERMINATEDS: done}
+        nstep, transition, valid = rb.nstep_push(nstep, step, self.config.gamma, Columns.OBS, Columns.ACTIONS,
+                                                 Columns.REWARDS, Columns.TERMINATEDS, Columns.NEXT_OBS)
+        transition.update({"valid": valid, "ended_return": jnp.where(done, ret, 0.0), "ended": done})
         runner = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0, runner.episode_length + 1))
-        return (params, runner, env_steps + n), transition
+        return (params, runner, env_steps + n, nstep), transition
 
     def iteration(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict]:
         cfg = self.config
         rng, k_roll, k_sample, k_update = jax.random.split(state.rng, 4)
-        (_, runner, env_steps), traj = jax.lax.scan(
-            self._env_step, (state.learner.params, state.runner, state.env_steps), jax.random.split(k_roll, self.steps))
-        ended_return, ended = traj.pop("ended_return"), traj.pop("ended")
-        buffer = rb.add(state.buffer, jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), traj))
+        (_, runner, env_steps, nstep), traj = jax.lax.scan(
+            self._env_step, (state.learner.params, state.runner, state.env_steps, state.nstep),
+            jax.random.split(k_roll, self.steps))
+        ended_return, ended, valid = traj.pop("ended_return"), traj.pop("ended"), traj.pop("valid")
+        flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), traj)
+        buffer = rb.add(state.buffer, flat, valid.reshape(-1))
         batch = rb.sample(buffer, k_sample, cfg.batch_size())
         learn = env_steps >= cfg.num_steps_sampled_before_learning_starts
         new_learner, metrics = self.learner.update(state.learner, batch, k_update)
@@ -79,7 +86,7 @@ class JaxOffPolicy:
         metrics["episode_return_mean"] = jnp.where(episodes > 0, ended_return.sum() / jnp.maximum(episodes, 1), jnp.nan)
         metrics["num_episodes"] = episodes
         metrics["num_env_steps_sampled_lifetime"] = env_steps
-        return OffPolicyTrainState(learner, buffer, runner, rng, env_steps), metrics
+        return OffPolicyTrainState(learner, buffer, nstep, runner, rng, env_steps), metrics
 
 
 def make_train_fn(config: Any, num_iterations: int) -> Callable:

@@ -26,16 +26,53 @@ def init_buffer(example: Any, capacity: int) -> ReplayBufferState:
     return ReplayBufferState(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
 
 
-def add(state: ReplayBufferState, batch: Any) -> ReplayBufferState:
-    """Writes a batch of transitions (leaves `[n, ...]`), overwriting the oldest when full."""
+def add(state: ReplayBufferState, batch: Any, mask: Any = None) -> ReplayBufferState:
+    """Writes a batch of transitions (leaves `[n, ...]`), overwriting the oldest when full;
+    with a `[n]` bool `mask`, only the rows where it is true (fixed shapes, so jittable)."""
     capacity = jax.tree_util.tree_leaves(state.data)[0].shape[0]
     n = jax.tree_util.tree_leaves(batch)[0].shape[0]
-    idx = (state.pos + jnp.arange(n)) % capacity
-    data = jax.tree_util.tree_map(lambda d, b: d.at[idx].set(b), state.data, batch)
-    return ReplayBufferState(data, (state.pos + n) % capacity, jnp.minimum(state.size + n, capacity))
+    if mask is None:
+        mask = jnp.ones((n,), bool)
+    offsets = jnp.cumsum(mask) - 1
+    idx = jnp.where(mask, (state.pos + offsets) % capacity, capacity)  # out of range: dropped
+    data = jax.tree_util.tree_map(lambda d, b: d.at[idx].set(b, mode="drop"), state.data, batch)
+    count = mask.sum().astype(jnp.int32)
+    return ReplayBufferState(data, (state.pos + count) % capacity, jnp.minimum(state.size + count, capacity))
 
 
 def sample(state: ReplayBufferState, rng: jax.Array, batch_size: int) -> Any:
     """`batch_size` transitions drawn uniformly (with replacement) from the filled part."""
     idx = jax.random.randint(rng, (batch_size,), 0, jnp.maximum(state.size, 1))
     return jax.tree_util.tree_map(lambda d: d[idx], state.data)
+
+
+class NStepWindow(NamedTuple):
+    """The last `n` one-step transitions of every env (leaves `[n, N, ...]`) and how many are filled."""
+
+    data: Any
+    count: jax.Array
+
+
+def init_nstep(example_step: Any, n: int, num_envs: int) -> NStepWindow:
+    data = jax.tree_util.tree_map(lambda x: jnp.zeros((n, num_envs) + jnp.shape(x), jnp.asarray(x).dtype), example_step)
+    return NStepWindow(data, jnp.zeros((), jnp.int32))
+
+
+def nstep_push(window: NStepWindow, step: dict, gamma: float, obs_key: str, action_key: str, reward_key: str,
+               done_key: str, next_obs_key: str) -> tuple[NStepWindow, dict, jax.Array]:
+    """Pushes one step of all envs; returns the n-step transition that starts `n` steps back
+    (return summed until the episode ends, the observation it ends in, and its bootstrap
+    discount `gamma ** steps`) and whether it is valid (the window was full)."""
+    data = jax.tree_util.tree_map(lambda w, x: jnp.concatenate([w[1:], x[None]], axis=0), window.data, step)
+    n = jax.tree_util.tree_leaves(data)[0].shape[0]
+    dones = data[done_key].astype(jnp.float32)  # [n, N]
+    alive = jnp.cumprod(jnp.concatenate([jnp.ones_like(dones[:1]), 1.0 - dones[:-1]], axis=0), axis=0)
+    discounts = gamma ** jnp.arange(n, dtype=jnp.float32)[:, None]
+    ret = (data[reward_key] * discounts * alive).sum(axis=0)
+    last = jnp.where(dones.any(axis=0), jnp.argmax(dones, axis=0), n - 1)  # index of the last included step
+    take = lambda x: jnp.take_along_axis(x, last.reshape((1, -1) + (1,) * (x.ndim - 2)), axis=0)[0]  # noqa: E731
+    out = {obs_key: data[obs_key][0], action_key: data[action_key][0], reward_key: ret,
+           next_obs_key: take(data[next_obs_key]), done_key: take(data[done_key]),
+           "discounts": gamma ** (last.astype(jnp.float32) + 1.0)}
+    count = jnp.minimum(window.count + 1, n)
+    return NStepWindow(data, count), out, jnp.broadcast_to(count >= n, last.shape)

@@ -38,8 +38,9 @@ class DQNConfig(AlgorithmConfig):
             "replay_buffer_config", "num_steps_sampled_before_learning_starts", "training_intensity"]
 
     def training(self, **kwargs: Any) -> "DQNConfig":
-        if kwargs.get("n_step", 1) != 1:
-            raise ValueError(f"n_step={kwargs['n_step']} is not supported yet; use n_step=1")
+        n_step = kwargs.get("n_step", 1)
+        if not isinstance(n_step, int) or n_step < 1:
+            raise ValueError(f"n_step must be a positive int; got {n_step!r}")
         if kwargs.get("td_error_loss_fn", "huber") not in ("huber", "mse"):
             raise ValueError(f"td_error_loss_fn must be 'huber' or 'mse'; got {kwargs['td_error_loss_fn']!r}")
         return super().training(**kwargs)

@@ -22,9 +22,10 @@ class DQNLearnerState(NamedTuple):
 
 
 def td_targets(rewards: jax.Array, terminateds: jax.Array, q_next_target: jax.Array, q_next_online: Any,
-               gamma: float) -> jax.Array:
+               gamma: Any) -> jax.Array:
     """`r + gamma * (1 - terminated) * Q_target(s', a*)`, a* = argmax of the online net
-    (double Q) when `q_next_online` is given, else of the target net. Shapes `[B]`, `[B, n]`."""
+    (double Q) when `q_next_online` is given, else of the target net. Shapes `[B]`, `[B, n]`;
+    `gamma` a scalar or `[B]` (n-step transitions carry their own `gamma ** steps`)."""
     chooser = q_next_target if q_next_online is None else q_next_online
     best = jnp.take_along_axis(q_next_target, jnp.argmax(chooser, axis=-1)[:, None], axis=-1)[:, 0]
     return rewards + gamma * (1.0 - terminateds.astype(rewards.dtype)) * best
@@ -50,7 +51,8 @@ class DQNLearner:
         fwd = self.train_fn(params, batch)
         q_target = self.module.apply({"params": target_params}, batch, method="_forward_target")[QF_TARGET_NEXT_PREDS]
         target = jax.lax.stop_gradient(td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_target,
-                                                  fwd.get(QF_NEXT_PREDS) if cfg.double_q else None, cfg.gamma ** cfg.n_step))
+                                                  fwd.get(QF_NEXT_PREDS) if cfg.double_q else None,
+                                                  batch.get("discounts", cfg.gamma)))
         q = jnp.take_along_axis(fwd[QF_PREDS], batch[Columns.ACTIONS][:, None].astype(jnp.int32), axis=-1)[:, 0]
         err = q - target
         losses = optax.huber_loss(err) if cfg.td_error_loss_fn == "huber" else 0.5 * err ** 2
