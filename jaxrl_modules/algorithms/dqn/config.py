@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Any
 
-from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
-from jaxrl_modules.model_config import DefaultModelConfig
+from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
 
-class DQNConfig(AlgorithmConfig):
+class DQNConfig(OffPolicyConfig):
     """RLlib's DQN defaults: double_q, dueling, n_step 1, epsilon [(0, 1.0), (10000, 0.05)],
     lr 5e-4, grad_clip 40, train_batch_size 32, target_network_update_freq 500, tau 1.0,
     Huber loss, replay capacity 50000, learning starts after 1000 env steps."""
@@ -49,12 +47,6 @@ class DQNConfig(AlgorithmConfig):
     def model_config_auto_includes(self) -> dict:  # type: ignore[override]
         return {"double_q": self.double_q, "dueling": self.dueling, "epsilon": [list(p) for p in self.epsilon]}
 
-    def merged_model_config(self, spec_config: Any = None) -> Any:
-        base = spec_config if spec_config is not None else self.model_config
-        if isinstance(base, DefaultModelConfig):
-            return {**dataclasses.asdict(base), **self.model_config_auto_includes}
-        return super().merged_model_config(spec_config)
-
     def get_algorithm_class(self) -> type:
         from jaxrl_modules.algorithms.dqn.dqn import DQN
 
@@ -69,10 +61,3 @@ class DQNConfig(AlgorithmConfig):
         from jaxrl_modules.algorithms.dqn.learner import DQNLearner
 
         return DQNLearner
-
-    def build_train_fn(self, num_iterations: int) -> Callable:
-        """Pure `train(rng) -> (params, metrics)` over a gymnax env; each iteration samples
-        `rollout_fragment_length` steps from every env, then takes gradient steps."""
-        from jaxrl_modules.algorithms.off_policy_jax import make_train_fn
-
-        return make_train_fn(self.copy(), num_iterations)

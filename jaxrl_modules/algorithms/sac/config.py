@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Any
 
-from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
-from jaxrl_modules.model_config import DefaultModelConfig
+from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
 
-class SACConfig(AlgorithmConfig):
+class SACConfig(OffPolicyConfig):
     """RLlib's SAC defaults: twin_q, tau 5e-3, initial_alpha 1.0, target_entropy "auto"
     (-|A|), actor_lr 3e-5, critic_lr 3e-4, alpha_lr 3e-4, target_network_update_freq 0 (every
     update), train_batch_size_per_learner 256, learning starts after 1500 steps, replay 1e6."""
@@ -46,12 +44,6 @@ class SACConfig(AlgorithmConfig):
     def model_config_auto_includes(self) -> dict:  # type: ignore[override]
         return {"twin_q": self.twin_q}
 
-    def merged_model_config(self, spec_config: Any = None) -> Any:
-        base = spec_config if spec_config is not None else self.model_config
-        if isinstance(base, DefaultModelConfig):
-            return {**dataclasses.asdict(base), **self.model_config_auto_includes}
-        return super().merged_model_config(spec_config)
-
     def get_algorithm_class(self) -> type:
         from jaxrl_modules.algorithms.sac.sac import SAC
 
@@ -66,8 +58,3 @@ class SACConfig(AlgorithmConfig):
         from jaxrl_modules.algorithms.sac.learner import SACLearner
 
         return SACLearner
-
-    def build_train_fn(self, num_iterations: int) -> Callable:
-        from jaxrl_modules.algorithms.off_policy_jax import make_train_fn
-
-        return make_train_fn(self.copy(), num_iterations)
