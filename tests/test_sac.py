@@ -64,3 +64,22 @@ def test_sac_host_loop_runs_on_gymnasium_pendulum():
     assert result["num_env_steps_sampled_lifetime"] == 1000
     assert np.isfinite(result["learners"]["default_policy"]["critic_loss"])
     assert result["env_runners"]["num_episodes"] == 4  # 200-step episodes on 2 envs
+
+
+def test_sac_host_save_restore_and_module_access(tmp_path):
+    def build():
+        return (SACConfig().environment("Pendulum-v1").env_runners(num_envs_per_env_runner=1)
+                .rl_module(model_config={"fcnet_hiddens": [8]})
+                .training(**{**SAC_PENDULUM, "num_steps_sampled_before_learning_starts": 100,
+                             "replay_buffer_config": {"capacity": 2000}})).build()
+
+    algo = build()
+    algo.train()
+    algo.save_to_path(tmp_path / "sac")
+    fresh = build()
+    fresh.restore_from_path(tmp_path / "sac")
+    for a, b in zip(jax.tree_util.tree_leaves(algo.get_params()), jax.tree_util.tree_leaves(fresh.get_params())):
+        assert np.array_equal(a, b)
+    assert fresh.env_steps == 1000 and isinstance(fresh.get_module(), DefaultSACRLModule)
+    assert np.isfinite(fresh.train()["learners"]["default_policy"]["actor_loss"])
+    assert len(fresh.evaluate(episodes=1)["env_runners"]["episode_returns"]) == 1

@@ -44,7 +44,10 @@ def _from_numpy_leaves(stored: dict, like: Any) -> Any:
         if tuple(value.shape) != tuple(np.shape(x)):
             raise ValueError(f"Algorithm checkpoint state array {i} has shape {tuple(value.shape)}; this algorithm "
                              f"expects {tuple(np.shape(x))} (was it saved with a different config?)")
-        restored.append(jax.numpy.asarray(value, dtype=np.asarray(x).dtype))
+        if isinstance(x, jax.Array):
+            restored.append(jax.numpy.asarray(value, dtype=x.dtype))
+        else:  # host-side numpy state (counters) stays numpy, keeping e.g. int64
+            restored.append(np.asarray(value, dtype=np.asarray(x).dtype))
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 
