@@ -6,6 +6,8 @@
 # of `(params, batch, rng)`.
 
 # %%
+import time
+
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -101,8 +103,6 @@ out[Columns.ACTIONS].shape, jax.tree_util.tree_map(jnp.shape, out[Columns.STATE_
 # values of the same shape reuses the compiled function.
 
 # %%
-import time
-
 new_shape = {Columns.OBS: np.zeros((7, 4), np.float32)}  # a batch size not seen before
 times = []
 for i in range(3):
