@@ -6,9 +6,7 @@
 
 # %%
 import flax.linen as nn
-import jax
 import matplotlib.pyplot as plt
-import numpy as np
 
 from jaxrl_modules import Columns, MultiRLModule, MultiRLModuleSpec, RLModule, RLModuleSpec
 from jaxrl_modules.algorithms.ppo import PPOConfig
