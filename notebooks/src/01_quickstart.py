@@ -78,14 +78,35 @@ grads = jax.grad(loss)(params)
 act(params, batch[Columns.OBS], jax.random.key(4)), logits.shape, float(jnp.abs(grads["pi"]["out"]["kernel"]).sum())
 
 # %% [markdown]
-# ## CNN and LSTM default models
-# Image observations `[H, W, C]` get RLlib's default conv filters for their size (here the
-# 64x64 stack); `use_lstm=True` wraps the encoder in an LSTM whose state is passed in
-# `state_in` and returned in `state_out`.
+# ## Acting in an env loop
+# The guide's sampling loop: the inference distribution class, made deterministic, picks actions.
 
 # %%
-image_module = DefaultPPORLModule(observation_space=gym.spaces.Box(-1, 1, (64, 64, 3), np.float32),
-                                  action_space=gym.spaces.Discrete(4))
+action_dist_class = module.get_inference_action_dist_cls()
+obs, _ = env.reset(seed=1)
+episode_return, done = 0.0, False
+while not done:
+    logits = module.forward_inference(params, {Columns.OBS: obs[None]})[Columns.ACTION_DIST_INPUTS]
+    action = action_dist_class.from_logits(logits).to_deterministic().sample(seed=jax.random.key(0))
+    obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+    episode_return += reward
+    done = terminated or truncated
+episode_return  # an untrained policy
+
+# %% [markdown]
+# ## CNN and LSTM default models
+# Image observations `[H, W, C]` get a CNN encoder: RLlib's default filters for the input size, or,
+# as in the guide, a DreamerV3-style stack given explicitly. `use_lstm=True` wraps the encoder in an
+# LSTM whose state is passed in `state_in` and returned in `state_out`.
+
+# %%
+image_module = DefaultPPORLModule(
+    observation_space=gym.spaces.Box(-1, 1, (64, 64, 3), np.float32), action_space=gym.spaces.Discrete(4),
+    model_config=DefaultModelConfig(
+        conv_filters=[[16, 4, 2], [32, 4, 2], [64, 4, 2], [128, 4, 2]],  # [num_filters, kernel, stride]
+        conv_activation="silu",
+        head_fcnet_hiddens=[256],  # after flattening the last CNN layer
+    ))
 image_params = image_module.init(jax.random.key(5))
 print({k: v["kernel"].shape for k, v in image_params["encoder"]["cnn"].items()})
 
