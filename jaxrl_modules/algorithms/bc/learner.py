@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import optax
 
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
+from jaxrl_modules.algorithms.optim import adam_with_clip
 from jaxrl_modules.apis import SelfSupervisedLossAPI
 from jaxrl_modules.columns import Columns
 
@@ -25,8 +25,7 @@ class BCLearner:
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
         self.train_fn = module.phase_fn("train")
-        chain = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
-        self.optimizer = optax.chain(*chain, optax.adam(config.lr, eps=config.adam_eps))
+        self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps)
 
     def init(self, params: Any) -> BCLearnerState:
         return BCLearnerState(params, self.optimizer.init(params))

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl_modules.algorithms.dqn.module import QF_NEXT_PREDS, QF_PREDS, QF_TARGET_NEXT_PREDS
+from jaxrl_modules.algorithms.optim import adam_with_clip
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
 
@@ -39,8 +40,7 @@ class DQNLearner:
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
         self.train_fn = module.phase_fn("train")
-        chain = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
-        self.optimizer = optax.chain(*chain, optax.adam(config.lr, eps=config.adam_eps))
+        self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps)
 
     def init(self, params: Any) -> DQNLearnerState:
         return DQNLearnerState(params, self.module.make_target_params(params), self.optimizer.init(params),

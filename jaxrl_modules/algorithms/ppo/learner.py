@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
+from jaxrl_modules.algorithms.optim import adam_with_clip
 from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
 from jaxrl_modules.columns import Columns
 
@@ -78,8 +79,7 @@ class PPOLearner:
         lr = config.lr
         if config.lr_schedule == "linear":
             lr = optax.linear_schedule(config.lr, 0.0, steps_per_iter * max(1, config.total_iterations or 1))
-        chain = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
-        self.optimizer = optax.chain(*chain, optax.adam(lr, eps=config.adam_eps))
+        self.optimizer = adam_with_clip(lr, config.grad_clip, config.adam_eps)
 
     def init(self, params: Any) -> LearnerState:
         kl = {mid: jnp.asarray(self.config.kl_coeff, jnp.float32) for mid in self.module_ids}

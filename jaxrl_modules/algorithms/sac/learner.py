@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from jaxrl_modules.algorithms.sac.module import ACTOR_KEYS, NEXT_ACTIONS, QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
+from jaxrl_modules.algorithms.optim import adam_with_clip
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
 
@@ -31,10 +32,9 @@ class SACLearner:
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
         self.train_fn = module.phase_fn("train")
-        clip = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
         self.optimizer = optax.multi_transform(
-            {"actor": optax.chain(*clip, optax.adam(config.actor_lr)),
-             "critic": optax.chain(*clip, optax.adam(config.critic_lr))},
+            {"actor": adam_with_clip(config.actor_lr, config.grad_clip),
+             "critic": adam_with_clip(config.critic_lr, config.grad_clip)},
             lambda params: {k: jax.tree_util.tree_map(lambda _: "actor" if k in ACTOR_KEYS else "critic", v)
                             for k, v in params.items()})
         self.alpha_optimizer = optax.adam(config.alpha_lr)
