@@ -37,6 +37,22 @@ def make_act_fn(module: Any, connector: Any, phase: str = "exploration") -> Call
     return jax.jit(act)
 
 
+def make_vector_env(config: Any) -> gym.vector.SyncVectorEnv:
+    """`num_envs_per_env_runner` copies of the config's env, auto-resetting in the same step."""
+    return gym.vector.SyncVectorEnv([lambda: make_env(config.env, config.env_config)] * config.num_envs_per_env_runner,
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
+    """`next_obs` with the final observation of every env whose episode just ended (same-step
+    autoreset returns the reset observation in `next_obs` and the final one in `info`)."""
+    out = np.array(next_obs, copy=True)
+    if "_final_obs" in info:
+        for i in np.flatnonzero(info["_final_obs"]):
+            out[i] = info["final_obs"][i]
+    return out
+
+
 class GymEnvRunner:
     """`num_envs_per_env_runner` copies of a gymnasium env (same-step autoreset)."""
 
@@ -50,11 +66,9 @@ class GymEnvRunner:
         self.connector = build_connector(config, probe, probe.observation_space, probe.action_space)
         self.observation_space = self.connector.observation_space if self.connector else probe.observation_space
         probe.close()
-        n = config.num_envs_per_env_runner
-        self.envs = gym.vector.SyncVectorEnv([lambda: make_env(config.env, config.env_config)] * n,
-                                             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self.envs = make_vector_env(config)
         self.obs, _ = self.envs.reset(seed=config.seed)
-        self.episode_returns = np.zeros(n)
+        self.episode_returns = np.zeros(config.num_envs_per_env_runner)
         self.completed: deque = deque(maxlen=100)
         self.num_env_steps = 0
 
@@ -69,10 +83,7 @@ class GymEnvRunner:
         for t in range(steps):
             out = jax.device_get(act(params, self.obs, rng, t))
             next_obs, reward, term, trunc, info = self.envs.step(out[Columns.ACTIONS])
-            final = np.array(self.obs, copy=True) if self.connector is None else None
-            if final is not None and "_final_obs" in info:
-                for i in np.flatnonzero(info["_final_obs"]):
-                    final[i] = info["final_obs"][i]
+            final = true_next_obs(next_obs, info) if self.connector is None else None
             for key in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
                 cols[key].append(out[key])
             cols[Columns.REWARDS].append(reward.astype(np.float32))

@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.algorithm import Algorithm
-from jaxrl_modules.algorithms.env_runner import build_connector, evaluate_policy
+from jaxrl_modules.algorithms.env_runner import build_connector, evaluate_policy, make_vector_env, true_next_obs
 from jaxrl_modules.algorithms.registry import is_gymnax, make_env
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
@@ -52,8 +51,7 @@ class OffPolicyAlgorithm(Algorithm):
         check_required_apis(self.module, cfg.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
         self.learner = cfg.get_default_learner_class()(self.module, cfg)
         n = cfg.num_envs_per_env_runner
-        self.envs = gym.vector.SyncVectorEnv([lambda: make_env(cfg.env, cfg.env_config)] * n,
-                                             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self.envs = make_vector_env(cfg)
         self.obs, _ = self.envs.reset(seed=cfg.seed)
         self.episode_returns = np.zeros(n)
         self.completed: deque = deque(maxlen=100)
@@ -109,12 +107,8 @@ class OffPolicyAlgorithm(Algorithm):
             state = self.host_state
             key = jax.random.fold_in(state["rng"], self.env_steps)
             actions = np.asarray(self._act(state["learner"].params, self.obs, key, self.env_steps))
-            env_actions = actions
-            next_obs, reward, term, trunc, info = self.envs.step(env_actions)
-            true_next = np.array(next_obs, copy=True)
-            if "_final_obs" in info:
-                for i in np.flatnonzero(info["_final_obs"]):
-                    true_next[i] = info["final_obs"][i]
+            next_obs, reward, term, trunc, info = self.envs.step(actions)
+            true_next = true_next_obs(next_obs, info)
             transitions = {Columns.OBS: self.obs, Columns.ACTIONS: actions,
                            Columns.REWARDS: reward.astype(np.float32), Columns.NEXT_OBS: true_next,
                            Columns.TERMINATEDS: term}
