@@ -44,3 +44,15 @@ def ppo_spec(small_config):
 @pytest.fixture
 def obs_batch():
     return np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+
+
+def raises_naming(exc_type, fn, *fragments):
+    """Calls `fn()`; asserts it raises `exc_type` whose message contains every fragment
+    (case-insensitive): the setting or path, what was expected and what was received.
+    Returns the exception. The bad-input matrices use this for every case."""
+    with pytest.raises(exc_type) as info:
+        fn()
+    message = str(info.value).lower()
+    missing = [f for f in fragments if str(f).lower() not in message]
+    assert not missing, f"{exc_type.__name__} message lacks {missing}: {info.value}"
+    return info.value
