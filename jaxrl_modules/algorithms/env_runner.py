@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import Columns
 
@@ -81,8 +82,11 @@ class GymEnvRunner:
                                       Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS, "final_obs", "bootstrap")}
         finished = []
         for t in range(steps):
+            check_rows({"env observation": self.obs}, step=t)
             out = jax.device_get(act(params, self.obs, rng, t))
+            check_rows({"action distribution inputs": out[Columns.ACTION_DIST_INPUTS]}, step=t)
             next_obs, reward, term, trunc, info = self.envs.step(out[Columns.ACTIONS])
+            check_rows({"env reward": reward}, step=t)
             final = true_next_obs(next_obs, info) if self.connector is None else None
             for key in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
                 cols[key].append(out[key])
@@ -96,6 +100,7 @@ class GymEnvRunner:
                 finished.append(float(self.episode_returns[i]))
                 self.episode_returns[i] = 0.0
             self.obs = next_obs
+        check_rows({"env observation": self.obs}, step=steps)  # the last obs is bootstrapped from
         self.num_env_steps += steps * self.config.num_envs_per_env_runner
         self.completed.extend(finished)
         traj = {k: np.stack(v) for k, v in cols.items()}

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
+from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 
@@ -63,7 +64,10 @@ class MultiAgentEnvRunner:
         finished = []
         for t in range(steps):
             obs_now = self.obs.copy()
+            check_rows({"env observation": obs_now}, step=t)  # rows are agents: "env index" is the agent's index
             out = jax.device_get(act(params, {mid: {Columns.OBS: obs_now} for mid in self.module_ids}, rng, t))
+            check_rows({f"{mid} action distribution inputs": out[mid][Columns.ACTION_DIST_INPUTS] for mid in self.module_ids},
+                       step=t)
             actions = {a: out[self.mapping[a]][Columns.ACTIONS][i] for i, a in enumerate(self.agents) if self.active[i]}
             obs, rew, term, trunc, _ = self.env.step(actions)
             reward, done = np.zeros(A, np.float32), np.zeros(A, bool)
@@ -71,6 +75,7 @@ class MultiAgentEnvRunner:
                 if a in actions:
                     reward[i], done[i] = rew[a], term[a] or trunc[a]
                     self.obs[i] = obs[a]
+            check_rows({"env reward": reward}, step=t)
             for mid in self.module_ids:
                 mask = self.active & mapped[mid]
                 c = cols[mid]

@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
+from jaxrl_modules.algorithms.nonfinite import nonfinite_code, quantity_names, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
 from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, single_agent_batch
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
+from jaxrl_modules.columns import Columns
 
 
 class TrainState(NamedTuple):
@@ -47,6 +49,14 @@ class JaxPPO:
         self.learner = config.get_default_learner_class()(self.module, config)
         self.steps = config.rollout_length()
         self.act_fn = self.module.phase_fn("exploration")
+        self._names = None
+
+    @property
+    def nonfinite_names(self) -> tuple[str, ...]:
+        """What `metrics["nonfinite_code"]` (and "first_nonfinite_code") index."""
+        if self._names is None:
+            self._names = quantity_names(jax.eval_shape(lambda: self._step(self.init(jax.random.key(0)))[2]))
+        return self._names
 
     def init(self, rng: jax.Array) -> TrainState:
         k_params, k_env, k_next = jax.random.split(rng, 3)
@@ -55,6 +65,12 @@ class JaxPPO:
         return TrainState(self.learner.init(params), runner, k_next, jnp.zeros((), jnp.int32))
 
     def iteration(self, state: TrainState) -> tuple[TrainState, dict]:
+        """One PPO iteration; metrics["nonfinite_code"] indexes `nonfinite_names` (-1: all finite)."""
+        state, metrics, checked = self._step(state)
+        metrics["nonfinite_code"] = nonfinite_code(checked)
+        return state, metrics
+
+    def _step(self, state: TrainState) -> tuple[TrainState, dict, dict]:
         rng, k_roll, k_upd = jax.random.split(state.rng, 3)
         params = state.learner.params
         runner, traj, stats = self.runner.rollout(self.act_fn, params, state.runner, k_roll, self.steps)
@@ -68,25 +84,29 @@ class JaxPPO:
             batch = single_agent_batch(self.learner, params, traj, last_obs, self.config)
             learner, metrics = self.learner.update(state.learner, batch, k_upd)
         env_steps = state.env_steps + self.steps * self.config.num_envs_per_env_runner
+        checked = {"env observation": traj[Columns.OBS], "env reward": traj[Columns.REWARDS], "metrics": metrics,
+                   "params": learner.params}
         metrics = dict(metrics)
         metrics["episode_return_mean"] = jnp.where(stats["episodes"] > 0, stats["return_sum"] / jnp.maximum(stats["episodes"], 1),
                                                   jnp.nan)
         metrics["num_episodes"] = stats["episodes"]
         metrics["num_env_steps_sampled_lifetime"] = env_steps
-        return TrainState(learner, runner, rng, env_steps), metrics
+        return TrainState(learner, runner, rng, env_steps), metrics, checked
 
 
 def make_train_fn(config: Any, num_iterations: int) -> Callable:
-    """`train(rng) -> (params, metrics)`, metrics with a leading iteration axis."""
+    """`train(rng) -> (params, metrics)`, metrics with a leading iteration axis, incl. the
+    non-finite keys of `scan_with_first_nonfinite`; `train.nonfinite_names[code]` names a code's quantity."""
     if config.total_iterations is None:
         config.total_iterations = num_iterations
     ppo = JaxPPO(config)
 
     def train(rng: jax.Array) -> tuple[Any, dict]:
-        state, metrics = jax.lax.scan(lambda s, _: ppo.iteration(s), ppo.init(rng), None, length=num_iterations)
+        state, metrics = scan_with_first_nonfinite(ppo.iteration, ppo.init(rng), num_iterations)
         return state.learner.params, metrics
 
     train.module = ppo.module
     train.jax_ppo = ppo
+    train.nonfinite_names = ppo.nonfinite_names
     return train
 

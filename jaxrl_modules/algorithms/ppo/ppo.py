@@ -12,6 +12,7 @@ import numpy as np
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.env_runner import GymEnvRunner, evaluate_policy, make_act_fn
 from jaxrl_modules.algorithms.multi_agent_env_runner import MultiAgentEnvRunner, agent_spaces, is_multi_agent_env
+from jaxrl_modules.algorithms.nonfinite import NonFiniteError, at_iteration, describe_named, nonfinite_code, raise_for_code
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
 from jaxrl_modules.algorithms.ppo.postprocess import build_train_batch, single_agent_batch
 from jaxrl_modules.algorithms.registry import is_gymnax, make_env
@@ -139,13 +140,23 @@ class PPO(Algorithm):
             connector = self.runner.connector
             last = connector(last_obs) if connector is not None else last_obs
             batch = single_agent_batch(learner, learner.params_of(state), traj, last, cfg)
-        return learner.update(state, batch, rng)
+        state, metrics = learner.update(state, batch, rng)
+        return state, metrics, nonfinite_code({"metrics": metrics, "params": learner.params_of(state)})
 
     def training_step(self) -> dict:
+        """One iteration. Raises `NonFiniteError` (keeping the state from before the iteration) when
+        an env observation or reward, a loss or a param is NaN or inf."""
         cfg = self.config
+        iteration = self.iteration + 1
         if self.mode == "jax":
-            self.train_state, metrics = self._iteration_fn(self.train_state)
+            train_state, metrics = self._iteration_fn(self.train_state)
             metrics = jax.device_get(metrics)
+            code = int(metrics.pop("nonfinite_code"))
+            if code >= 0:
+                name = self.jax_ppo.nonfinite_names[code]
+                values = {"metrics": metrics, "params": train_state.learner.params}
+                raise NonFiniteError(name, iteration, describe_named(name, values) or "in the all-in-jit rollout")
+            self.train_state = train_state
             if metrics["num_episodes"] > 0:
                 self._last_return = float(metrics["episode_return_mean"])
             return {"env_runners": {"episode_return_mean": self._last_return,
@@ -153,11 +164,14 @@ class PPO(Algorithm):
                     "num_env_steps_sampled_lifetime": int(metrics["num_env_steps_sampled_lifetime"]),
                     "learners": {DEFAULT_MODULE_ID: _floats(metrics, skip=("episode_return_mean", "num_episodes",
                                                                            "num_env_steps_sampled_lifetime"))}}
-        self.rng, k_sample, k_update = jax.random.split(self.rng, 3)
+        rng, k_sample, k_update = jax.random.split(self.rng, 3)
         steps = cfg.rollout_length() if self.mode == "host" else max(1, cfg.batch_size() // len(self.runner.agents))
-        traj, last_obs, finished = self.runner.sample(self.act, self.learner.params_of(self.learner_state), k_sample, steps)
-        self.learner_state, metrics = self._update_fn(self.learner_state, traj, last_obs, k_update)
-        metrics = jax.device_get(metrics)
+        with at_iteration(iteration):
+            traj, last_obs, finished = self.runner.sample(self.act, self.learner.params_of(self.learner_state), k_sample, steps)
+        learner_state, metrics, code = self._update_fn(self.learner_state, traj, last_obs, k_update)
+        metrics, code = jax.device_get((metrics, code))
+        raise_for_code(code, {"metrics": metrics, "params": self.learner.params_of(learner_state)}, iteration)
+        self.learner_state, self.rng = learner_state, rng
         result = {"env_runners": {"episode_return_mean": _mean(self.runner.completed),
                                   "num_episodes": len(finished)},
                   "num_env_steps_sampled_lifetime": int(self.runner.num_env_steps)}
