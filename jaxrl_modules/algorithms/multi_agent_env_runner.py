@@ -64,10 +64,10 @@ class MultiAgentEnvRunner:
         finished = []
         for t in range(steps):
             obs_now = self.obs.copy()
-            check_rows({"env observation": obs_now}, step=t)  # rows are agents: "env index" is the agent's index
+            check_rows({"env observation": obs_now}, step=t, row="agent index")
             out = jax.device_get(act(params, {mid: {Columns.OBS: obs_now} for mid in self.module_ids}, rng, t))
             check_rows({f"{mid} action distribution inputs": out[mid][Columns.ACTION_DIST_INPUTS] for mid in self.module_ids},
-                       step=t)
+                       step=t, row="agent index")
             actions = {a: out[self.mapping[a]][Columns.ACTIONS][i] for i, a in enumerate(self.agents) if self.active[i]}
             obs, rew, term, trunc, _ = self.env.step(actions)
             reward, done = np.zeros(A, np.float32), np.zeros(A, bool)
@@ -75,7 +75,7 @@ class MultiAgentEnvRunner:
                 if a in actions:
                     reward[i], done[i] = rew[a], term[a] or trunc[a]
                     self.obs[i] = obs[a]
-            check_rows({"env reward": reward}, step=t)
+            check_rows({"env reward": reward}, step=t, row="agent index")
             for mid in self.module_ids:
                 mask = self.active & mapped[mid]
                 c = cols[mid]

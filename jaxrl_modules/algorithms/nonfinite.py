@@ -133,7 +133,7 @@ def describe_named(name: str, tree: Any) -> str:
     return describe(jax.device_get(jax.tree_util.tree_leaves(tree)[names.index(name)]))
 
 
-def check_rows(values: dict, step: Optional[int] = None) -> None:
+def check_rows(values: dict, step: Optional[int] = None, row: str = "env index") -> None:
     """Host-side check of one sampling step's values, each `[N, ...]` (one row per env, or a
     pytree of such leaves) keyed by label ("env observation", "env reward", ...), before they are
     used: raises `NonFiniteError` naming the label, the env index and the bad value."""
@@ -145,7 +145,7 @@ def check_rows(values: dict, step: Optional[int] = None) -> None:
             rows = (~np.isfinite(arr)).reshape(arr.shape[0], -1).any(axis=1) if arr.ndim else np.array([True])
             i = int(np.flatnonzero(rows)[0])
             at = f" at sampling step {step}" if step is not None else ""
-            raise NonFiniteError(label, detail=f"env index {i}{at} gave {arr[i] if arr.ndim else arr}")
+            raise NonFiniteError(label, detail=f"{row} {i}{at} gave {arr[i] if arr.ndim else arr}")
 
 
 def carry_first_nonfinite(first: tuple, code: jax.Array, iteration: jax.Array) -> tuple:

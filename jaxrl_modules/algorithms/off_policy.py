@@ -13,12 +13,16 @@ import numpy as np
 from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.env_runner import build_connector, evaluate_policy, make_vector_env, true_next_obs
+from jaxrl_modules.algorithms.nonfinite import (NonFiniteError, carry_first_nonfinite, check_rows, describe_named,
+                                                nonfinite_code, quantity_names, scan_with_first_nonfinite)
 from jaxrl_modules.algorithms.registry import is_gymnax, make_env
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 from jaxrl_modules.spaces import space_zeros
 
 STEPS_PER_TRAIN = 1000  # env steps sampled per `train()` call (RLlib's min_sample_timesteps_per_iteration)
+_HOST_KEPT = ("the algorithm keeps its learner state (params, optimizer state, target params) and RNG from before this "
+              "iteration; its replay buffer and env counters keep what was sampled")
 
 
 class OffPolicyAlgorithm(Algorithm):
@@ -38,7 +42,7 @@ class OffPolicyAlgorithm(Algorithm):
             self.state = jax.jit(self.jax_algo.init)(jax.random.key(cfg.seed))
             per_iter = self.jax_algo.steps * cfg.num_envs_per_env_runner
             n = max(1, STEPS_PER_TRAIN // per_iter)
-            self._run = jax.jit(lambda s: jax.lax.scan(lambda c, _: self.jax_algo.iteration(c), s, None, length=n))
+            self._run = jax.jit(lambda s: scan_with_first_nonfinite(self.jax_algo.iteration, s, n))
             self._last_return = float("nan")
             return
         self.mode = "host"
@@ -69,7 +73,7 @@ class OffPolicyAlgorithm(Algorithm):
         connect = self._connect
         self._act = jax.jit(lambda p, obs, k, t: explore(p, {Columns.OBS: connect(obs)}, k, t=t)[Columns.ACTIONS])
 
-        def add_and_learn(state, transitions, learn):
+        def add_and_learn(state, transitions, learn, first, step):
             transitions = dict(transitions)
             transitions[Columns.OBS] = connect(transitions[Columns.OBS])
             transitions[Columns.NEXT_OBS] = connect(transitions[Columns.NEXT_OBS])
@@ -79,7 +83,10 @@ class OffPolicyAlgorithm(Algorithm):
             rng, k, k_update = jax.random.split(state["rng"], 3)
             new, metrics = self.learner.update(state["learner"], rb.sample(buffer, k, cfg.batch_size()), k_update)
             learner = jax.tree_util.tree_map(lambda a, b: jnp.where(learn, a, b), new, state["learner"])
-            return {"learner": learner, "buffer": buffer, "rng": rng, "nstep": nstep}, metrics
+            checked = {"metrics": jax.tree_util.tree_map(lambda m: jnp.where(learn, m, jnp.zeros_like(m)), metrics),
+                       "params": learner.params}
+            first = carry_first_nonfinite(first, nonfinite_code(checked), step)  # fetched once per train()
+            return {"learner": learner, "buffer": buffer, "rng": rng, "nstep": nstep}, metrics, first
 
         self._add_and_learn = jax.jit(add_and_learn)
 
@@ -87,10 +94,25 @@ class OffPolicyAlgorithm(Algorithm):
         return self.connector(obs) if self.connector is not None else obs
 
     def training_step(self) -> dict:
+        """About 1000 env steps. Raises `NonFiniteError` when an env observation or reward, a loss or a
+        param is NaN or inf: the all-in-jit path keeps its whole state from before this call; the host
+        loop keeps its learner state (params, optimizer state, target params) and RNG from before this
+        call, while its replay buffer and env counters keep what was sampled."""
         cfg = self.config
+        iteration = self.iteration + 1
         if self.mode == "jax":
-            self.state, metrics = self._run(self.state)
+            state, metrics = self._run(self.state)
             metrics = jax.device_get(metrics)
+            first = int(metrics["first_nonfinite_iteration"][-1])
+            if first >= 0:
+                name = self.jax_algo.nonfinite_names[int(metrics["first_nonfinite_code"][-1])]
+                inner = jax.tree_util.tree_map(lambda x: x[first], metrics)
+                detail = describe_named(name, {"metrics": inner}) or "in the all-in-jit rollout"
+                raise NonFiniteError(name, iteration, f"{detail} (jitted step {first + 1} of {len(metrics['num_episodes'])} "
+                                     "in this iteration)", "the algorithm keeps its whole state from before this iteration")
+            self.state = state
+            for key in ("nonfinite_code", "first_nonfinite_iteration", "first_nonfinite_code"):
+                metrics.pop(key)
             ended = metrics["num_episodes"] > 0
             if ended.any():
                 r = metrics["episode_return_mean"][ended]
@@ -103,27 +125,58 @@ class OffPolicyAlgorithm(Algorithm):
                                                                   "num_env_steps_sampled_lifetime")}}}
         metrics = {}
         n = cfg.num_envs_per_env_runner
-        for _ in range(max(1, STEPS_PER_TRAIN // n)):
-            state = self.host_state
-            key = jax.random.fold_in(state["rng"], self.env_steps)
-            actions = np.asarray(self._act(state["learner"].params, self.obs, key, self.env_steps))
-            next_obs, reward, term, trunc, info = self.envs.step(actions)
-            true_next = true_next_obs(next_obs, info)
-            transitions = {Columns.OBS: self.obs, Columns.ACTIONS: actions,
-                           Columns.REWARDS: reward.astype(np.float32), Columns.NEXT_OBS: true_next,
-                           Columns.TERMINATEDS: term}
-            self.env_steps += n
-            learn = self.env_steps >= cfg.num_steps_sampled_before_learning_starts
-            self.host_state, metrics = self._add_and_learn(state, transitions, learn)
-            self.episode_returns += reward
-            for i in np.flatnonzero(term | trunc):
-                self.completed.append(float(self.episode_returns[i]))
-                self.episode_returns[i] = 0.0
-            self.obs = next_obs
+        start = {"learner": self.host_state["learner"], "rng": self.host_state["rng"]}
+        first = (jnp.full((), -1, jnp.int32),) * 2
+        try:
+            for t in range(max(1, STEPS_PER_TRAIN // n)):
+                metrics, first = self._host_step(t, metrics, first)
+        except NonFiniteError as err:  # an earlier non-finite loss or param is the cause, if there was one
+            self._raise_host(first, metrics, start, iteration)
+            self.host_state = {**self.host_state, **start}
+            raise err.at_iteration(iteration, _HOST_KEPT) from None
+        metrics, first = jax.device_get((metrics, first))
+        self._raise_host(first, metrics, start, iteration)
         mean = float(np.mean(self.completed)) if self.completed else float("nan")
         return {"env_runners": {"episode_return_mean": mean, "num_episodes": len(self.completed)},
                 "num_env_steps_sampled_lifetime": self.env_steps,
-                "learners": {DEFAULT_MODULE_ID: {k: float(v) for k, v in jax.device_get(metrics).items()}}}
+                "learners": {DEFAULT_MODULE_ID: {k: float(v) for k, v in metrics.items()}}}
+
+    def _host_step(self, t: int, metrics: dict, first: tuple) -> tuple:
+        """One sampling step of every env, stored and learned from. Raises `NonFiniteError` before
+        a NaN/inf observation is acted on, a NaN/inf action reaches the env, or a reward is stored."""
+        cfg, n = self.config, self.config.num_envs_per_env_runner
+        state = self.host_state
+        key = jax.random.fold_in(state["rng"], self.env_steps)
+        check_rows({"env observation": self.obs}, step=t)
+        actions = np.asarray(self._act(state["learner"].params, self.obs, key, self.env_steps))
+        if np.issubdtype(actions.dtype, np.inexact):
+            check_rows({"actions": actions}, step=t)
+        next_obs, reward, term, trunc, info = self.envs.step(actions)
+        check_rows({"env reward": reward}, step=t)
+        true_next = true_next_obs(next_obs, info)
+        transitions = {Columns.OBS: self.obs, Columns.ACTIONS: actions,
+                       Columns.REWARDS: reward.astype(np.float32), Columns.NEXT_OBS: true_next,
+                       Columns.TERMINATEDS: term}
+        self.env_steps += n
+        learn = self.env_steps >= cfg.num_steps_sampled_before_learning_starts
+        self.host_state, metrics, first = self._add_and_learn(state, transitions, learn, first, t)
+        self.episode_returns += reward
+        for i in np.flatnonzero(term | trunc):
+            self.completed.append(float(self.episode_returns[i]))
+            self.episode_returns[i] = 0.0
+        self.obs = next_obs
+        return metrics, first
+
+    def _raise_host(self, first: tuple, metrics: dict, start: dict, iteration: int) -> None:
+        """Host loop: on a non-finite loss or param (`first` from `add_and_learn`; `metrics` any step's
+        learner metrics, for the names), restores the learner state and RNG of the start of this
+        iteration and raises."""
+        step, code = (int(x) for x in jax.device_get(first))
+        if code < 0:
+            return
+        names = quantity_names({"metrics": metrics, "params": self.host_state["learner"].params})
+        self.host_state = {**self.host_state, **start}
+        raise NonFiniteError(names[code], iteration, f"first at sampling step {step} of this iteration", _HOST_KEPT)
 
     def evaluate(self, episodes: int | None = None) -> dict:
         if self.mode == "jax":

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
+from jaxrl_modules.algorithms.nonfinite import nonfinite_code, quantity_names, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import Columns
@@ -38,6 +39,14 @@ class JaxOffPolicy:
         self.learner = config.get_default_learner_class()(self.module, config)
         self.explore = self.module.phase_fn("exploration")
         self.steps = int(config.rollout_length() if config.rollout_fragment_length != "auto" else 1)
+        self._names = None
+
+    @property
+    def nonfinite_names(self) -> tuple[str, ...]:
+        """What `metrics["nonfinite_code"]` (and "first_nonfinite_code") index."""
+        if self._names is None:
+            self._names = quantity_names(jax.eval_shape(lambda: self._step(self.init(jax.random.key(0)))[2]))
+        return self._names
 
     def init(self, rng: jax.Array) -> OffPolicyTrainState:
         k_params, k_env, k_next = jax.random.split(rng, 3)
@@ -64,37 +73,51 @@ class JaxOffPolicy:
                 Columns.NEXT_OBS: next_obs, Columns.TERMINATEDS: done}
         nstep, transition, valid = rb.nstep_push(nstep, step, self.config.gamma, Columns.OBS, Columns.ACTIONS,
                                                  Columns.REWARDS, Columns.TERMINATEDS, Columns.NEXT_OBS)
-        transition.update({"valid": valid, "ended_return": jnp.where(done, ret, 0.0), "ended": done})
+        transition.update({"valid": valid, "ended_return": jnp.where(done, ret, 0.0), "ended": done,
+                           "env_obs": next_obs, "env_reward": reward})
         runner = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0, runner.episode_length + 1))
         return (params, runner, env_steps + n, nstep), transition
 
     def iteration(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict]:
+        """Sample, store, learn; metrics["nonfinite_code"] indexes `nonfinite_names` (-1: all finite)."""
+        state, metrics, checked = self._step(state)
+        metrics["nonfinite_code"] = nonfinite_code(checked)
+        return state, metrics
+
+    def _step(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict, dict]:
         cfg = self.config
         rng, k_roll, k_sample, k_update = jax.random.split(state.rng, 4)
         (_, runner, env_steps, nstep), traj = jax.lax.scan(
             self._env_step, (state.learner.params, state.runner, state.env_steps, state.nstep),
             jax.random.split(k_roll, self.steps))
         ended_return, ended, valid = traj.pop("ended_return"), traj.pop("ended"), traj.pop("valid")
+        env_obs, env_reward = traj.pop("env_obs"), traj.pop("env_reward")
         flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), traj)
         buffer = rb.add(state.buffer, flat, valid.reshape(-1))
         batch = rb.sample(buffer, k_sample, cfg.batch_size())
         learn = env_steps >= cfg.num_steps_sampled_before_learning_starts
         new_learner, metrics = self.learner.update(state.learner, batch, k_update)
         learner = jax.tree_util.tree_map(lambda a, b: jnp.where(learn, a, b), new_learner, state.learner)
+        checked = {"env observation": env_obs, "env reward": env_reward,
+                   "metrics": jax.tree_util.tree_map(lambda m: jnp.where(learn, m, jnp.zeros_like(m)), metrics),
+                   "params": learner.params}
         episodes = ended.sum()
         metrics = dict(metrics)
         metrics["episode_return_mean"] = jnp.where(episodes > 0, ended_return.sum() / jnp.maximum(episodes, 1), jnp.nan)
         metrics["num_episodes"] = episodes
         metrics["num_env_steps_sampled_lifetime"] = env_steps
-        return OffPolicyTrainState(learner, buffer, nstep, runner, rng, env_steps), metrics
+        return OffPolicyTrainState(learner, buffer, nstep, runner, rng, env_steps), metrics, checked
 
 
 def make_train_fn(config: Any, num_iterations: int) -> Callable:
+    """`train(rng) -> (params, metrics)`, metrics with a leading iteration axis, incl. the
+    non-finite keys of `scan_with_first_nonfinite`; `train.nonfinite_names[code]` names a code's quantity."""
     algo = JaxOffPolicy(config)
 
     def train(rng: jax.Array) -> tuple[Any, dict]:
-        state, metrics = jax.lax.scan(lambda s, _: algo.iteration(s), algo.init(rng), None, length=num_iterations)
+        state, metrics = scan_with_first_nonfinite(algo.iteration, algo.init(rng), num_iterations)
         return state.learner.params, metrics
 
     train.module = algo.module
+    train.nonfinite_names = algo.nonfinite_names
     return train

@@ -11,6 +11,7 @@ import numpy as np
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.bc.offline import load_transitions
 from jaxrl_modules.algorithms.env_runner import evaluate_policy
+from jaxrl_modules.algorithms.nonfinite import nonfinite_code, raise_for_code
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import Columns
 
@@ -26,7 +27,7 @@ class BC(Algorithm):
         self.learner = cfg.get_default_learner_class()(self.module, cfg)
         self.rng = jax.random.key(cfg.seed)
         self.learner_state = self.learner.init(self.module.init(jax.random.fold_in(self.rng, 1)))
-        self._update = jax.jit(self.learner.update)
+        self._update = jax.jit(self._checked_update)
         self.num_samples = 0
 
     def _spaces(self) -> tuple:
@@ -43,15 +44,24 @@ class BC(Algorithm):
             return obs_space, gym.spaces.Discrete(int(actions.max()) + 1)
         return obs_space, gym.spaces.Box(-np.inf, np.inf, actions.shape[1:], np.float32)
 
+    def _checked_update(self, state: Any, batch: dict, rng: jax.Array) -> tuple:
+        state, metrics = self.learner.update(state, batch, rng)
+        return state, metrics, nonfinite_code({"metrics": metrics, "params": state.params})
+
     def training_step(self) -> dict:
+        """One update on a sampled batch. Raises `NonFiniteError` on a NaN/inf loss or param,
+        keeping the params, optimizer state and RNG from before this iteration."""
         cfg = self.config
-        self.rng, k_idx, k_upd = jax.random.split(self.rng, 3)
+        rng, k_idx, k_upd = jax.random.split(self.rng, 3)
         n = len(self.data[Columns.OBS])
         idx = np.asarray(jax.random.randint(k_idx, (min(cfg.batch_size(), n),), 0, n))
         batch = {Columns.OBS: self.data[Columns.OBS][idx].astype(np.float32), Columns.ACTIONS: self.data[Columns.ACTIONS][idx]}
-        self.learner_state, metrics = self._update(self.learner_state, batch, k_upd)
+        learner_state, metrics, code = self._update(self.learner_state, batch, k_upd)
+        metrics, code = jax.device_get((metrics, code))
+        raise_for_code(code, {"metrics": metrics, "params": learner_state.params}, self.iteration + 1)
+        self.learner_state, self.rng = learner_state, rng
         self.num_samples += len(idx)
-        return {"learners": {"default_policy": {k: float(v) for k, v in jax.device_get(metrics).items()}},
+        return {"learners": {"default_policy": {k: float(v) for k, v in metrics.items()}},
                 "num_env_steps_trained_lifetime": self.num_samples, "num_env_steps_sampled_lifetime": 0,
                 "env_runners": {"episode_return_mean": float("nan")}}
 
