@@ -12,12 +12,16 @@ import numpy as np
 
 
 def space_zeros(space: gym.Space, lead: tuple, what: str = "") -> Any:
-    """Zeros shaped `[*lead, *space.shape]` with the space's dtype, nested for Tuple/Dict."""
+    """Zeros shaped `[*lead, *space.shape]` with the space's dtype, nested for Tuple/Dict.
+    Discrete/MultiDiscrete give their `start` instead of 0, so a dummy action is in the space."""
     if isinstance(space, gym.spaces.Dict):
         return {k: space_zeros(s, lead, what) for k, s in space.spaces.items()}
     if isinstance(space, gym.spaces.Tuple):
         return tuple(space_zeros(s, lead, what) for s in space.spaces)
-    if isinstance(space, (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)):
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+        start = jnp.asarray(np.asarray(space.start), jnp.int32)
+        return jnp.broadcast_to(start, lead + tuple(space.shape))
+    if isinstance(space, (gym.spaces.Box, gym.spaces.MultiBinary)):
         dtype = jnp.int32 if np.issubdtype(space.dtype, np.integer) else jnp.float32
         return jnp.zeros(lead + tuple(space.shape), dtype)
     kind = f"{what} " if what else ""

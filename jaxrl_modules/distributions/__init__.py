@@ -19,9 +19,13 @@ __all__ = [
 
 def default_dist_cls(space: gym.Space, box_cls: type = DiagGaussian) -> type:
     """RLlib's catalog choice: Discrete -> Categorical, 1-D float Box -> `box_cls`,
-    MultiDiscrete -> MultiCategorical, Tuple/Dict -> MultiDistribution (recursively)."""
+    MultiDiscrete -> MultiCategorical, Tuple/Dict -> MultiDistribution (recursively).
+
+    A Discrete/MultiDiscrete `start` is bound into the class, so samples, modes and `logp`
+    use the actions exactly as the space declares them."""
     if isinstance(space, gym.spaces.Discrete):
-        return Categorical
+        start = int(space.start)
+        return Categorical.get_partial_dist_cls(start=start) if start else Categorical
     if isinstance(space, gym.spaces.Box):
         if not np.issubdtype(space.dtype, np.floating):
             raise ValueError(f"Box action spaces must have a float dtype; got {space.dtype} in {space}")
@@ -29,7 +33,14 @@ def default_dist_cls(space: gym.Space, box_cls: type = DiagGaussian) -> type:
             raise ValueError(f"Box action spaces must be 1-D; got shape {space.shape} in {space}")
         return box_cls
     if isinstance(space, gym.spaces.MultiDiscrete):
-        return MultiCategorical.get_partial_dist_cls(input_lens=tuple(int(n) for n in space.nvec))
+        if np.ndim(space.nvec) != 1:
+            raise ValueError(f"MultiDiscrete action spaces must have a 1-D nvec; got nvec of shape "
+                             f"{tuple(np.shape(space.nvec))} in {space}")
+        input_lens = tuple(int(n) for n in space.nvec)
+        start = tuple(int(s) for s in space.start)
+        if any(start):
+            return MultiCategorical.get_partial_dist_cls(input_lens=input_lens, start=start)
+        return MultiCategorical.get_partial_dist_cls(input_lens=input_lens)
     if isinstance(space, (gym.spaces.Tuple, gym.spaces.Dict)):
         sub = space.spaces
         if isinstance(space, gym.spaces.Tuple):

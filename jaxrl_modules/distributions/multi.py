@@ -7,9 +7,11 @@ from typing import Any, Optional
 import distrax
 import gymnasium as gym
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxrl_modules.distributions.base import RLlibDistributionMixin
+from jaxrl_modules.distributions.base import Deterministic, RLlibDistributionMixin, as_array, check_dist_inputs, describe
+from jaxrl_modules.distributions.categorical import Categorical, MultiCategorical
 
 
 def _is_dist(x: Any) -> bool:
@@ -20,8 +22,13 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
     """Child distributions in a tuple/dict structure; samples have the same structure.
 
     Children are ordered as `jax.tree_util` flattens them (tuple order, dict keys sorted,
-    RLlib's dm-tree order). `logp`, `entropy` and `kl` are sums over the children.
+    RLlib's dm-tree order). `logp`, `entropy` and `kl` are sums over the children. `logp`
+    takes actions in the children's structure, a flat list of the children's actions, or (as
+    RLlib's) one `[B, n]` array, split by the children's action sizes (a Categorical takes one
+    column).
     """
+
+    _accepted_kwargs = ("child_distribution_cls_struct", "input_lens")
 
     def __init__(self, child_distribution_struct: Any):
         self._children = child_distribution_struct
@@ -36,13 +43,12 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
     @classmethod
     def from_logits(cls, inputs: jax.Array, **kwargs: Any) -> "MultiDistribution":
         kwargs = cls._bound(kwargs)
+        if "child_distribution_cls_struct" not in kwargs or "input_lens" not in kwargs:
+            raise ValueError("MultiDistribution.from_logits needs child_distribution_cls_struct and input_lens; "
+                             "use default_dist_cls(space) or MultiDistribution.get_partial_dist_cls(...)")
         cls_struct = kwargs["child_distribution_cls_struct"]
-        input_lens = list(kwargs["input_lens"])
-        if inputs.shape[-1] != sum(input_lens):
-            raise ValueError(
-                f"MultiDistribution expects {sum(input_lens)} inputs (input_lens={input_lens}); "
-                f"got last dim {inputs.shape[-1]}"
-            )
+        input_lens = [int(n) for n in kwargs["input_lens"]]
+        inputs = check_dist_inputs(cls.__name__, inputs, sum(input_lens), f" (input_lens={input_lens})")
         leaves, treedef = jax.tree_util.tree_flatten(cls_struct, is_leaf=lambda x: isinstance(x, type))
         chunks = np.split(np.arange(sum(input_lens)), np.cumsum(input_lens)[:-1])
         children = [c.from_logits(inputs[..., idx[0]: idx[-1] + 1]) for c, idx in zip(leaves, chunks)]
@@ -72,14 +78,54 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
             treedef, [d.sample(seed=k, sample_shape=sample_shape) for d, k in zip(leaves, keys)]
         )
 
+    def _structure(self) -> Any:
+        return jax.tree_util.tree_map(lambda d: type(d).__name__, self._children, is_leaf=_is_dist)
+
+    def _support(self) -> tuple:
+        leaves, treedef = jax.tree_util.tree_flatten(self._children, is_leaf=_is_dist)
+        return (treedef, tuple((type(d).__name__, getattr(d, "_support", lambda: ())()) for d in leaves))
+
+    def _describe(self) -> str:
+        return f"{type(self).__name__} of {self._structure()}"
+
+    def _split_flat(self, value: Any) -> list:
+        """RLlib's flat `[B, n]` form: one column per Categorical, `k` per MultiCategorical,
+        `d` per d-dim Box child."""
+        sizes = [int(np.prod(d.event_shape)) if d.event_shape else 1 for d in self._flat()]
+        if value.ndim < 1 or value.shape[-1] != sum(sizes):
+            raise ValueError(f"MultiDistribution.logp: expected actions structured as {self._structure()} or one "
+                             f"array [B, {sum(sizes)}] (child action sizes {sizes}); received {describe(value)}")
+        parts = jnp.split(value, np.cumsum(sizes)[:-1].tolist(), axis=-1)
+        out = []
+        for d, part in zip(self._flat(), parts):
+            if not d.event_shape:
+                part = part[..., 0]
+            integer = isinstance(d, (Categorical, MultiCategorical)) or (
+                isinstance(d, Deterministic) and jnp.issubdtype(d.loc.dtype, jnp.integer))
+            out.append(part.astype(jnp.int32) if integer and not jnp.issubdtype(part.dtype, jnp.integer) else part)
+        return out
+
     def log_prob(self, value: Any) -> jax.Array:
-        values = jax.tree_util.tree_structure(self._children, is_leaf=_is_dist).flatten_up_to(value)
+        treedef = jax.tree_util.tree_structure(self._children, is_leaf=_is_dist)
+        n = treedef.num_leaves
+        if hasattr(value, "shape") and hasattr(value, "dtype"):
+            values = self._split_flat(value)
+        elif isinstance(value, list) and len(value) == n and not isinstance(self._children, list):
+            values = value  # flattened by action component, in the children's order
+        else:
+            try:
+                values = treedef.flatten_up_to(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"MultiDistribution.logp: expected actions structured as {self._structure()} "
+                                 f"(or one flat array); received {describe(value)}") from None
+        values = [as_array(v, "MultiDistribution.logp", "an array per child") for v in values]
         return sum(d.log_prob(v) for d, v in zip(self._flat(), values))
 
     def entropy(self) -> jax.Array:
         return sum(d.entropy() for d in self._flat())
 
-    def kl_divergence(self, other: "MultiDistribution", **kwargs: Any) -> jax.Array:
+    def kl_divergence(self, other: Any, **kwargs: Any) -> jax.Array:
+        self._check_kl_partner(other, MultiDistribution)
         return sum(a.kl_divergence(b) for a, b in zip(self._flat(), other._flat()))
 
     def mode(self) -> Any:
