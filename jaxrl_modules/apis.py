@@ -24,6 +24,7 @@ class ValueFunctionAPI:
         output's EMBEDDINGS to reuse them instead of encoding again."""
         def fn(params, batch, embeddings):
             self._validate_batch(batch)
+            self._check_params(params, "compute_values")
             return self.apply({"params": params}, batch, embeddings, method="_compute_values")
 
         return self._cached(("compute_values",), lambda: jax.jit(fn))(params, batch, embeddings)
@@ -38,6 +39,7 @@ class QNetAPI:
     def compute_q_values(self, params: Any, batch: dict) -> dict:
         def fn(params, batch):
             self._validate_batch(batch)
+            self._check_params(params, "compute_q_values")
             return self.apply({"params": params}, batch, method="_compute_q_values")
 
         return self._cached(("compute_q_values",), lambda: jax.jit(fn))(params, batch)
@@ -61,6 +63,7 @@ class TargetNetworkAPI:
     def forward_target(self, target_params: Any, batch: dict) -> dict:
         def fn(target_params, batch):
             self._validate_batch(batch)
+            self._check_params(target_params, "forward_target")
             return self.apply({"params": target_params}, batch, method="_forward_target")
 
         return self._cached(("forward_target",), lambda: jax.jit(fn))(target_params, batch)

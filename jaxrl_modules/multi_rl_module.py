@@ -8,14 +8,16 @@ call. Custom subclasses (a shared encoder, as in RLlib's guide) override `setup`
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import KeysView, Mapping
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import flax.linen as nn
 import jax
 
 from jaxrl_modules.apis import ValueFunctionAPI
+from jaxrl_modules.batch_check import check_module_axis, check_module_ids, check_rng, module_id_error
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
+from jaxrl_modules.param_check import check_params
 from jaxrl_modules.rl_module import PHASES, RLModule, module_rng
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 from jaxrl_modules.stacked import StackedRLModules, module_keys, stack_trees, unstack_tree
@@ -86,6 +88,9 @@ class MultiRLModule(RLModule):
             raise ValueError(f"rl_module_specs must be a non-empty dict {{module_id: RLModuleSpec}}; got {specs!r}")
         out = {}
         for mid, spec in specs.items():
+            err = module_id_error(mid, f"{type(self).__name__}.rl_module_specs")
+            if err is not None:
+                raise err
             if not isinstance(spec, RLModuleSpec):
                 raise TypeError(f"rl_module_specs[{mid!r}] must be an RLModuleSpec; got {type(spec).__name__}")
             if self.inference_only and not spec.inference_only:
@@ -98,6 +103,9 @@ class MultiRLModule(RLModule):
         if self.scope is not None:
             return self._rl_modules[module_id]
         specs = self._specs()
+        if not isinstance(module_id, str):
+            raise TypeError(f"{type(self).__name__}[...] takes a ModuleID (str); got {type(module_id).__name__} "
+                            f"{module_id!r}; available: {sorted(specs)}")
         if module_id not in specs:
             raise KeyError(f"Module ID {module_id!r} not found; available: {sorted(specs)}")
         twins = self.__dict__.get("_twins")
@@ -109,16 +117,17 @@ class MultiRLModule(RLModule):
         return twins[module_id]
 
     @nn.nowrap
-    def keys(self) -> list[str]:
-        return list(self._specs())
+    def keys(self) -> KeysView:
+        """The ModuleIDs, in spec order; set-like (`==` a set, `&`, `|`), as a dict's keys."""
+        return self._specs().keys()
 
     @nn.nowrap
     def values(self) -> list[RLModule]:
-        return [self[mid] for mid in self.keys()]
+        return [self[mid] for mid in self._specs()]
 
     @nn.nowrap
     def items(self) -> list[tuple[str, RLModule]]:
-        return [(mid, self[mid]) for mid in self.keys()]
+        return [(mid, self[mid]) for mid in self._specs()]
 
     @nn.nowrap
     def get(self, module_id: str, default: Any = None) -> Any:
@@ -137,14 +146,34 @@ class MultiRLModule(RLModule):
         return iter(self.keys())
 
     @nn.nowrap
-    def with_module(self, module_id: str, module: RLModule) -> "MultiRLModule":
+    def as_multi_rl_module(self) -> "MultiRLModule":
+        """A MultiRLModule already: itself (RLlib)."""
+        return self
+
+    @nn.nowrap
+    def with_module(self, module_id: str, module: RLModule, *, override: bool = False) -> "MultiRLModule":
+        """A new MultiRLModule with `module` under `module_id` (an existing id needs `override=True`,
+        as RLlib's `add_module`); a non-inference-only module makes the result non-inference-only."""
         specs = dict(self._specs())
+        err = module_id_error(module_id, f"{type(self).__name__}.with_module")
+        if err is not None:
+            raise err
+        if not isinstance(module, RLModule) or isinstance(module, MultiRLModule):
+            raise TypeError(f"{type(self).__name__}.with_module({module_id!r}, ...) takes a single RLModule; "
+                            f"got {type(module).__name__}")
+        if module_id in specs and not override:
+            raise ValueError(f"{type(self).__name__}.with_module: ModuleID {module_id!r} already exists "
+                             f"(ids {sorted(specs)}); pass override=True to replace it")
         specs[module_id] = RLModuleSpec.from_module(module)
-        return self.clone(parent=None, rl_module_specs=specs)
+        inference_only = self.inference_only and module.inference_only
+        return self.clone(parent=None, rl_module_specs=specs, inference_only=inference_only)
 
     @nn.nowrap
     def without_module(self, module_id: str) -> "MultiRLModule":
         specs = dict(self._specs())
+        err = module_id_error(module_id, f"{type(self).__name__}.without_module")
+        if err is not None:
+            raise err
         if module_id not in specs:
             raise KeyError(f"Module ID {module_id!r} not found; available: {sorted(specs)}")
         del specs[module_id]
@@ -203,7 +232,10 @@ class MultiRLModule(RLModule):
             raise TypeError(f"A MultiRLModule batch is a dict {{module_id: batch}}; got {type(batches).__name__}")
         unknown = [mid for mid in batches if mid not in self]
         if unknown:
-            raise ValueError(f"Unknown ModuleID(s) {unknown} in the batch; this MultiRLModule has {self.keys()}")
+            raise ValueError(f"Unknown ModuleID(s) {unknown} in the batch; this MultiRLModule has {list(self.keys())}")
+        if not isinstance(params, Mapping):
+            raise TypeError(f"{type(self).__name__} params must be a dict {{module_id: params}} as init() returns "
+                            f"it; got {type(params).__name__}")
         missing = [mid for mid in batches if mid not in params]
         if missing:
             raise ValueError(f"params lack ModuleID(s) {missing}; params have {sorted(params)}")
@@ -219,11 +251,19 @@ class MultiRLModule(RLModule):
 
         def fn(params: dict, batches: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
             self._validate_multi(params, batches)
+            name = type(self).__name__
+            check_rng(rng, f"{name}.forward_{phase}", required=phase == "exploration")
             rng = jax.random.key(0) if rng is None else rng
             if self._is_custom():
+                self._check_params(params, phase)
                 out = self.apply({"params": params}, dict(batches), method=f"_forward_{phase}",
                                  rngs={"action": rng}, **kwargs)
                 return {mid: self[mid].postprocess(phase, dict(o), module_rng(rng, mid)) for mid, o in out.items()}
+            for mid in batches:
+                sub = self[mid]
+                sub._validate_batch(batches[mid])
+                sub._check_params(params[mid], phase, where=f"{name}.forward_{phase} of module {mid!r}",
+                                  root=f"params[{mid!r}]")
             out = {}
             for mids in self._groups(list(batches), batches):
                 f = self[mids[0]].phase_fn(phase)
@@ -241,11 +281,11 @@ class MultiRLModule(RLModule):
     @nn.nowrap
     def stacked(self, mids: Optional[Sequence[str]] = None) -> StackedRLModules:
         """The fast path for N identical modules: params and batches with a leading module axis."""
-        mids = list(self.keys() if mids is None else mids)
         specs = self._specs()
+        mids = check_module_ids(list(specs) if mids is None else mids, f"{type(self).__name__}.stacked")
         unknown = [m for m in mids if m not in specs]
         if unknown:
-            raise ValueError(f"Unknown ModuleID(s) {unknown}; this MultiRLModule has {self.keys()}")
+            raise ValueError(f"Unknown ModuleID(s) {unknown}; this MultiRLModule has {list(specs)}")
         if any(not _same_spec(specs[mids[0]], specs[m]) for m in mids):
             raise ValueError(f"stacked() needs sub-modules of identical specs; {mids} differ")
         return StackedRLModules(self[mids[0]], tuple(mids))
@@ -253,10 +293,18 @@ class MultiRLModule(RLModule):
     @staticmethod
     def stack_params(params: dict, mids: Sequence[str]) -> Any:
         """`{mid: params}` -> one pytree with a leading module axis, in `mids` order."""
+        if not isinstance(params, Mapping):
+            raise TypeError(f"stack_params takes a dict {{module_id: params}}; got {type(params).__name__}")
+        mids = check_module_ids(mids, "stack_params", known=params)
+        for m in mids[1:]:
+            check_params(params[mids[0]], params[m], f"stack_params: module {m!r} differs from {mids[0]!r}",
+                         root=f"params[{m!r}]")
         return stack_trees([params[m] for m in mids])
 
     @staticmethod
     def unstack_params(stacked: Any, mids: Sequence[str]) -> dict:
+        mids = check_module_ids(mids, "unstack_params")
+        check_module_axis(stacked, len(mids), "stacked params", f" for ModuleIDs {mids}")
         return dict(zip(mids, unstack_tree(stacked, len(mids))))
 
     @nn.nowrap

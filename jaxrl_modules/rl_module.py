@@ -22,6 +22,8 @@ import jax.numpy as jnp
 from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, SelfSupervisedLossAPI, TargetNetworkAPI, ValueFunctionAPI
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.distributions import default_dist_cls
+from jaxrl_modules.batch_check import check_lead_consistent, check_rng, check_state_in
+from jaxrl_modules.param_check import FlatSpec, check_params
 from jaxrl_modules.spaces import check_obs, space_zeros
 
 PHASES = ("exploration", "inference", "train")
@@ -134,6 +136,39 @@ class RLModule(nn.Module):
             if stateful and Columns.STATE_IN not in batch:
                 raise ValueError(f"{type(self).__name__} is stateful: the batch needs {Columns.STATE_IN!r} "
                                  f"shaped like get_initial_state() with a batch axis; got keys {sorted(batch)}")
+            lead = check_lead_consistent(batch[Columns.OBS], 2 if stateful else 1, Columns.OBS)
+            if stateful:
+                check_state_in(self.get_initial_state(), batch[Columns.STATE_IN], lead[0])
+
+    @nn.nowrap
+    def _expected_params(self, phase: str) -> Any:
+        """The `FlatSpec` params of `phase` must match (None when the module cannot be
+        initialised on its own, e.g. a head fed by a shared encoder). Cached per instance."""
+        cache = self.__dict__.get("_param_specs")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_param_specs", cache)
+        key = "acting" if phase in ("exploration", "inference") else "full"
+        if key not in cache:
+            if "full" not in cache:
+                try:
+                    cache["full"] = FlatSpec(jax.eval_shape(self.init_fn, jax.random.key(0)))
+                except Exception:  # not initialisable alone: the forward reports its own error
+                    cache["full"] = None
+            full, drop = cache["full"], self._non_acting()
+            cache["acting"] = full.without(drop) if full is not None and drop else full
+        return cache[key]
+
+    @nn.nowrap
+    def _check_params(self, params: Any, phase: str, *, where: Optional[str] = None, root: str = "params",
+                      lead: tuple = ()) -> None:
+        """Trace-time: params must have the leaf paths, shapes and dtype kinds `init` gives."""
+        expected = self._expected_params(phase)
+        if expected is not None:
+            if where is None:
+                where = f"{type(self).__name__}.forward_{phase}" if phase in PHASES else f"{type(self).__name__}.{phase}"
+            acting = phase in ("exploration", "inference")
+            check_params(expected, params, where, ignore=self._non_acting() if acting else (), root=root, lead=lead)
 
     # ----------------------------------------------------------------- functional API
     @nn.nowrap
@@ -186,6 +221,8 @@ class RLModule(nn.Module):
             self._validate_batch(batch)
             if phase == "train" and self.inference_only:
                 raise RuntimeError(f"{type(self).__name__} is inference_only: forward_train is not available.")
+            check_rng(rng, f"{type(self).__name__}.forward_{phase}", required=phase == "exploration")
+            self._check_params(params, phase)
             if rng is None:
                 rng = jax.random.key(0)
             out = dict(self.apply({"params": params}, batch, method=f"_forward_{phase}",
@@ -215,14 +252,20 @@ class RLModule(nn.Module):
         return self._cached((phase, with_rng), lambda: jax.jit(self.phase_fn(phase)))
 
     @nn.nowrap
-    def _acting_params(self, params: Any) -> Any:
-        """Params without the parts acting never reads (InferenceOnlyAPI's non-inference
-        attributes, e.g. PPO's critic): every leaf passed into a jitted call costs time."""
+    def _non_acting(self) -> frozenset:
+        """Top-level params keys acting never reads (cached)."""
         drop = self.__dict__.get("_non_acting_keys")
         if drop is None:
             drop = frozenset(name.split(".")[0] for name in self.get_non_inference_attributes()) if (
                 isinstance(self, InferenceOnlyAPI) and not self.inference_only) else frozenset()
             object.__setattr__(self, "_non_acting_keys", drop)
+        return drop
+
+    @nn.nowrap
+    def _acting_params(self, params: Any) -> Any:
+        """Params without the parts acting never reads (InferenceOnlyAPI's non-inference
+        attributes, e.g. PPO's critic): every leaf passed into a jitted call costs time."""
+        drop = self._non_acting()
         if not drop or type(params) is not dict:
             return params
         return {k: v for k, v in params.items() if k not in drop}

@@ -7,10 +7,14 @@ Params and batches carry a leading module axis `[N, ...]`; each module's random 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+
+from jaxrl_modules.batch_check import check_module_axis, check_rng
+from jaxrl_modules.columns import Columns
 
 
 def module_keys(rng: jax.Array, mids: Sequence[str]) -> jax.Array:
@@ -56,6 +60,14 @@ class StackedRLModules:
             f = self.module.phase_fn(phase)
 
             def run(params, batch, rng):
+                n, where = len(self.mids), f"stacked({list(self.mids)}).forward_{phase}"
+                check_rng(rng, where, required=phase == "exploration")
+                self.module._check_params(params, phase, where=where, root="stacked params", lead=(n,))
+                if not isinstance(batch, Mapping) or Columns.OBS not in batch:
+                    got = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
+                    raise ValueError(f"{where}: the batch must be a dict with {Columns.OBS!r} of shape (N={n}, B, ...); "
+                                     f"got {got}")
+                check_module_axis(batch, n, f"{where}: batch", f" (one slice per ModuleID {list(self.mids)})")
                 rng = jax.random.key(0) if rng is None else rng
                 return jax.vmap(f)(params, batch, module_keys(rng, self.mids))
 

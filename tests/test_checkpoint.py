@@ -66,7 +66,7 @@ def test_multi_rl_module_checkpoint(tmp_path, ppo_spec):
     params = multi.init(jax.random.key(1))
     multi.save_to_path(tmp_path / "m", params)
     module, restored = MultiRLModule.from_checkpoint(tmp_path / "m")
-    assert module.keys() == ["p0", "p1"] and equal(restored, params)
+    assert module.keys() == {"p0", "p1"} and equal(restored, params)
     assert equal(multi.restore_from_path(tmp_path / "m"), params)
     one = multi[ "p1"].restore_from_path(tmp_path / "m" / "p1")
     assert equal(one, params["p1"])

@@ -42,7 +42,7 @@ def test_multi_rl_module_spec_per_agent_and_shared():
     assert params["p1"]["encoder"]["mlp"]["dense_0"]["kernel"].shape == (4, 16)
     shared = MultiRLModuleSpec(rl_module_specs=RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT,
                                                             model_config={"fcnet_hiddens": [8]})).build()
-    assert shared.keys() == ["default_policy"]
+    assert shared.keys() == {"default_policy"}
     p1_spec = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT)
     p1_alone = MultiRLModuleSpec(rl_module_specs={"p1": p1_spec}).build(module_id="p1")
     assert isinstance(p1_alone, DefaultPPORLModule)

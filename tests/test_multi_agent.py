@@ -56,7 +56,7 @@ def test_one_shared_policy_for_all_agents():
     algo = (PPOConfig().environment(MultiAgentCartPole, env_config={"num_agents": 2})
             .rl_module(model_config={"fcnet_hiddens": [16]})
             .training(**{**FAST, "train_batch_size_per_learner": 256, "minibatch_size": 128})).build()
-    assert algo.get_module(None).keys() == ["default_policy"] and isinstance(algo.learner, PPOLearner)
+    assert algo.get_module().keys() == {"default_policy"} and isinstance(algo.learner, PPOLearner)
     result = algo.train()
     assert result["num_env_steps_sampled_lifetime"] == 128
     with pytest.raises(ValueError, match="unknown ModuleID"):

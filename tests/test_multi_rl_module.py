@@ -80,9 +80,9 @@ def test_stacked_path_matches_dict_path(multi, multi_params):
 
 def test_with_and_without_module(multi):
     smaller = multi.without_module("box")
-    assert smaller.keys() == ["a", "b", "c"]
+    assert list(smaller.keys()) == ["a", "b", "c"]
     bigger = smaller.with_module("d", DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT))
-    assert bigger.keys() == ["a", "b", "c", "d"] and multi.keys() == ["a", "b", "c", "box"]
+    assert list(bigger.keys()) == ["a", "b", "c", "d"] and list(multi.keys()) == ["a", "b", "c", "box"]
 
 
 def test_inference_only_multi_drops_critics(ppo_spec):

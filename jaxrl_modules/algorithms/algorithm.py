@@ -19,36 +19,89 @@ from jaxrl_modules.columns import DEFAULT_MODULE_ID
 COMPONENT_PREFIX = "learner_group/learner/rl_module"
 
 
+def _is_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def _to_numpy_leaves(tree: Any) -> tuple[dict, Any]:
     """Leaves as numpy arrays keyed by index (typed PRNG keys as their raw key data)."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     out = {}
     for i, x in enumerate(leaves):
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        out[f"leaf_{i:05d}"] = np.asarray(x)
+        out[f"leaf_{i:05d}"] = np.asarray(jax.random.key_data(x) if _is_key(x) else x)
     return out, treedef
 
 
-def _from_numpy_leaves(stored: dict, like: Any) -> Any:
-    leaves, treedef = jax.tree_util.tree_flatten(like)
-    if len(stored) != len(leaves):
-        raise ValueError(f"Algorithm checkpoint holds {len(stored)} state arrays; this algorithm has {len(leaves)} "
+def _state_spec(tree: Any) -> dict:
+    """`{leaf_XXXXX: {"path", "shape", "dtype"}}` of the state as saved: algorithm.json's readable index."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    spec = {}
+    for i, (path, x) in enumerate(flat):
+        x = np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+        spec[f"leaf_{i:05d}"] = {"path": jax.tree_util.keystr(path), "shape": list(x.shape), "dtype": str(x.dtype)}
+    return spec
+
+
+def _from_numpy_leaves(stored: dict, like: Any, where: str = "Algorithm checkpoint") -> Any:
+    flat, treedef = jax.tree_util.tree_flatten_with_path(like)
+    if len(stored) != len(flat):
+        raise ValueError(f"{where} holds {len(stored)} state arrays; this algorithm expects {len(flat)} "
                          "(was it saved with a different config?)")
     restored = []
-    for i, x in enumerate(leaves):
-        value = stored[f"leaf_{i:05d}"]
-        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            restored.append(jax.random.wrap_key_data(value))
-            continue
-        if tuple(value.shape) != tuple(np.shape(x)):
-            raise ValueError(f"Algorithm checkpoint state array {i} has shape {tuple(value.shape)}; this algorithm "
-                             f"expects {tuple(np.shape(x))} (was it saved with a different config?)")
-        if isinstance(x, jax.Array):
+    for i, (path, x) in enumerate(flat):
+        key = f"leaf_{i:05d}"
+        if key not in stored:
+            raise ValueError(f"{where} lacks state array {key} (state{jax.tree_util.keystr(path)}); it has {sorted(stored)[:5]}")
+        value = np.asarray(stored[key])
+        expected = np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+        if tuple(value.shape) != tuple(expected.shape):
+            raise ValueError(f"{where} state array {i} (state{jax.tree_util.keystr(path)}) has shape {tuple(value.shape)}; "
+                             f"this algorithm expects {tuple(expected.shape)} (was it saved with a different config?)")
+        if _is_key(x):
+            restored.append(jax.random.wrap_key_data(value.astype(expected.dtype), impl=jax.random.key_impl(x)))
+        elif isinstance(x, jax.Array):
             restored.append(jax.numpy.asarray(value, dtype=x.dtype))
         else:  # host-side numpy state (counters) stays numpy, keeping e.g. int64
-            restored.append(np.asarray(value, dtype=np.asarray(x).dtype))
+            restored.append(np.asarray(value, dtype=expected.dtype))
     return jax.tree_util.tree_unflatten(treedef, restored)
+
+
+def _bad(where: str, expected: str, got: Any) -> None:
+    raise ValueError(f"{where} must be {expected}; got {got!r} ({type(got).__name__})")
+
+
+def _read_algorithm_json(path: Path) -> dict:
+    """algorithm.json, checked: a ValueError naming the file and what is wrong."""
+    meta_file = path / "algorithm.json"
+    if not path.is_dir():
+        raise ValueError(f"No algorithm checkpoint at {str(path)!r}: expected a directory, found "
+                         f"{'nothing' if not path.exists() else 'a file'}")
+    if not meta_file.is_file():
+        raise ValueError(f"{str(path)!r} is not an algorithm checkpoint: algorithm.json is missing "
+                         f"(found {sorted(p.name for p in path.iterdir())[:8]})")
+    where = f"Checkpoint file {str(meta_file)!r}"
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{where} is not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        _bad(where, "a JSON object", meta)
+    for key, ok, expected in (("algorithm", lambda v: isinstance(v, str), "a str"),
+                              ("iteration", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
+                              ("num_leaves", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0")):
+        if key not in meta:
+            raise ValueError(f"{where} lacks the key {key!r} (expected algorithm, iteration, num_leaves); it has {sorted(meta)}")
+        if not ok(meta[key]):
+            _bad(f"{where} key {key!r}", expected, meta[key])
+    state = meta.get("state")
+    if state is not None:
+        if not isinstance(state, dict) or len(state) != meta["num_leaves"]:
+            _bad(f"{where} key 'state'", f"a dict of {meta['num_leaves']} (num_leaves) state array descriptions", state)
+        for key, entry in state.items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
+                    and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"])):
+                _bad(f"{where} state[{key!r}]", "{'path': str, 'shape': [non-negative ints], 'dtype': str}", entry)
+    return meta
 
 
 class Algorithm:
@@ -89,7 +142,8 @@ class Algorithm:
         result["time_this_iter_s"] = time.perf_counter() - start
         return result
 
-    def get_module(self, module_id: str = DEFAULT_MODULE_ID) -> Any:
+    def get_module(self, module_id: Optional[str] = None) -> Any:
+        """The module of `module_id`; without one, the whole module (a MultiRLModule when multi-agent)."""
         from jaxrl_modules.multi_rl_module import MultiRLModule
 
         if isinstance(self.module, MultiRLModule):
@@ -112,39 +166,44 @@ class Algorithm:
 
     def save_to_path(self, path: Any) -> str:
         """Everything to resume: params, optimizer state, RNG, counters (and, all-in-jit, env state),
-        plus a module checkpoint under `learner_group/learner/rl_module/<module_id>`."""
-        from jaxrl_modules.checkpoint import _atomic_dir, _write_json, _write_module
-
+        plus a module checkpoint under `learner_group/learner/rl_module/<module_id>`. Saved as
+        safely and atomically as a module checkpoint (`jaxrl_modules.atomic_dir`)."""
         import orbax.checkpoint as ocp
 
+        from jaxrl_modules.atomic_dir import new_save_id
+        from jaxrl_modules.checkpoint import _write_json, _write_module, check_params, save_dir
+
+        params = self._params()
+        check_params(self.module, params)
+        state = self._state()
+
         def write(tmp: Path) -> None:
-            leaves, _ = _to_numpy_leaves(self._state())
+            leaves, _ = _to_numpy_leaves(state)
             with ocp.StandardCheckpointer() as ckptr:
                 ckptr.save(tmp / "algorithm_state", leaves)
                 ckptr.wait_until_finished()
-            params = self._params()
             modules = self.module.items() if self._is_multi() else [(DEFAULT_MODULE_ID, self.module)]
             for mid, sub in modules:
                 target = tmp / COMPONENT_PREFIX / mid
                 target.mkdir(parents=True)
                 _write_module(sub, params[mid] if self._is_multi() else params, target)
             _write_json(tmp / "algorithm.json", {"algorithm": type(self).__name__, "iteration": self.iteration,
-                                                 "num_leaves": len(leaves)})
+                                                 "num_leaves": len(leaves), "save_id": new_save_id(),
+                                                 "state": _state_spec(state)})
 
-        return _atomic_dir(Path(path), write)
+        return save_dir(path, write, "algorithm")
 
     def restore_from_path(self, path: Any, component: Optional[str] = None) -> None:
         """Restores a whole algorithm checkpoint, or with `component=
         "learner_group/learner/rl_module/<module_id>"` loads a module checkpoint (at `path`)
         into that module of the running algorithm."""
-        import orbax.checkpoint as ocp
-
-        from jaxrl_modules.checkpoint import restore_params
+        from jaxrl_modules.atomic_dir import read_consistently
+        from jaxrl_modules.checkpoint import restore_params, save_id
 
         path = Path(path).absolute()
         if component is not None:
             prefix = COMPONENT_PREFIX + "/"
-            if not component.startswith(prefix):
+            if not isinstance(component, str) or not component.startswith(prefix):
                 raise ValueError(f"Unknown component {component!r}; expected '{prefix}<module_id>'")
             mid = component[len(prefix):]
             params = self._params()
@@ -159,21 +218,41 @@ class Algorithm:
                 new = restore_params(self.module, path, expected=jax.eval_shape(lambda: params))
             self._set_params(new)
             return
-        meta_file = path / "algorithm.json"
-        if not meta_file.is_file():
-            raise ValueError(f"{str(path)!r} is not an algorithm checkpoint: algorithm.json is missing")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("algorithm") != type(self).__name__:
-            raise ValueError(f"Checkpoint {str(path)!r} is of a {meta.get('algorithm')}; this is a {type(self).__name__}")
-        like, _ = _to_numpy_leaves(self._state())
-        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in like.items()}
-        with ocp.StandardCheckpointer() as ckptr:
-            stored = ckptr.restore(path / "algorithm_state", target) if len(target) == meta["num_leaves"] else None
-        if stored is None:
-            raise ValueError(f"Algorithm checkpoint {str(path)!r} holds {meta['num_leaves']} state arrays; this "
-                             f"algorithm has {len(target)} (was it saved with a different config?)")
-        self._set_state(_from_numpy_leaves({k: np.asarray(v) for k, v in stored.items()}, self._state()))
-        self.iteration = int(meta["iteration"])
+        state, iteration = read_consistently(path, lambda: self._read_state(path), save_id)
+        self._set_state(state)
+        self.iteration = iteration
+
+    def _read_state(self, path: Path) -> tuple[Any, int]:
+        import orbax.checkpoint as ocp
+
+        meta = _read_algorithm_json(path)
+        where = f"Checkpoint file {str(path / 'algorithm.json')!r}"
+        if meta["algorithm"] != type(self).__name__:
+            raise ValueError(f"Checkpoint {str(path)!r} is of a {meta['algorithm']}; this is a {type(self).__name__}")
+        like = self._state()
+        expected = _state_spec(like)
+        if meta["num_leaves"] != len(expected):
+            raise ValueError(f"{where} says the checkpoint holds {meta['num_leaves']} state arrays (num_leaves); this "
+                             f"algorithm has {len(expected)} (was it saved with a different config?)")
+        for key, entry in (meta.get("state") or {}).items():
+            want = expected.get(key)
+            if want is None or list(entry["shape"]) != want["shape"] or entry["dtype"] != want["dtype"]:
+                got = f"shape {tuple(entry['shape'])} {entry['dtype']}"
+                wanted = f"shape {tuple(want['shape'])} {want['dtype']} at {want['path']}" if want else "no such array"
+                raise ValueError(f"{where} state array {key} ({entry.get('path', '?')}) has {got}; this algorithm expects "
+                                 f"{wanted} (was it saved with a different config?)")
+        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in _to_numpy_leaves(like)[0].items()}
+        try:
+            with ocp.StandardCheckpointer() as ckptr:
+                stored = ckptr.restore(path / "algorithm_state", target)
+        except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, AssertionError) as err:
+            raise ValueError(f"Corrupt algorithm checkpoint {str(path)!r}: cannot read algorithm_state/ "
+                             f"({type(err).__name__}: {err})") from None
+        if not isinstance(stored, dict):
+            _bad(f"{str(path / 'algorithm_state')!r}", f"a dict of {len(target)} state arrays", stored)
+        state = _from_numpy_leaves({k: np.asarray(v) for k, v in stored.items()}, like,
+                                   f"Algorithm checkpoint {str(path / 'algorithm_state')!r}")
+        return state, meta["iteration"]
 
     def stop(self) -> None:
         """Closes envs."""
