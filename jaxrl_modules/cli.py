@@ -44,7 +44,19 @@ def _parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int) -> Any:
+def build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int,
+                 iterations: Optional[int] = None) -> Any:
+    """The config `train` builds; `iterations` (the --iterations count) is the total that
+    `lr_schedule` decays over unless `total_iterations` is given. Bad settings exit with the message."""
+    try:
+        return _build_config(algo, env, overrides, num_envs, seed, iterations)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+
+
+def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int,
+                  iterations: Optional[int]) -> Any:
+    from jaxrl_modules.algorithms.validation import is_int
     from jaxrl_modules.model_config import DefaultModelConfig
 
     if algo == "ppo":
@@ -75,17 +87,21 @@ def build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], 
         if key in model_fields:
             model[key] = value
         elif key == "num_envs_per_env_runner":
-            config.env_runners(num_envs_per_env_runner=int(value))
+            config.env_runners(num_envs_per_env_runner=value)
         elif key == "seed":
-            config.debugging(seed=int(value))
+            config.debugging(seed=value)
         elif key == "input_" and algo == "bc":
             config.offline_data(input_=value)
         else:
             training[key] = value
-    try:
-        return config.rl_module(model_config=model).training(**training)
-    except ValueError as err:
-        raise SystemExit(str(err)) from None
+    batch = training.get("train_batch_size_per_learner") or training.get("train_batch_size")
+    if "minibatch_size" in training and "minibatch_size" not in overrides and is_int(batch):
+        training["minibatch_size"] = min(training["minibatch_size"], batch)  # our default never exceeds the user's batch
+    if training.get("lr_schedule") is not None and training.get("total_iterations") is None:
+        training["total_iterations"] = iterations
+    config = config.rl_module(model_config=model).training(**training)
+    config.validate()
+    return config
 
 
 def _plot(rows: list[dict], path: Path, title: str) -> None:
@@ -108,7 +124,7 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 def train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    config = build_config(args.algo, args.env, _parse_overrides(args.config), args.num_envs, args.seed)
+    config = build_config(args.algo, args.env, _parse_overrides(args.config), args.num_envs, args.seed, args.iterations)
     name = args.name or f"{args.algo}_{args.env.replace(':', '_').replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(args.runs_dir) / name
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)

@@ -7,11 +7,15 @@ activations to `jax.nn` functions, initializers to `jax.nn.initializers` functio
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
+
+from jaxrl_modules.algorithms.validation import boolean, fail, integer, is_int, real
 
 Initializer = Callable[..., jax.Array]
 
@@ -28,6 +32,18 @@ _ACTIVATIONS: dict[str, Optional[Callable[[jax.Array], jax.Array]]] = {
     "leaky_relu": jax.nn.leaky_relu,
     "softplus": jax.nn.softplus,
 }
+
+
+def _activation_key(name: str) -> str:
+    """Case and underscores do not matter: RLlib accepts "relu", "ReLU", "leakyrelu", "LeakyReLU" and "leaky_relu"."""
+    return name.lower().replace("_", "")
+
+
+_ACTIVATION_KEYS = {_activation_key(k): k for k in _ACTIVATIONS}
+
+# Settings RLlib's algorithms auto-include into a default module's model config (DQN's
+# double_q/dueling/epsilon, SAC's twin_q): accepted beside the DefaultModelConfig fields.
+ALGORITHM_MODEL_KEYS = ("double_q", "dueling", "epsilon", "twin_q")
 
 # Initializer names that are initializers themselves; every other name is a factory.
 _DIRECT_INITIALIZERS = ("zeros", "ones")
@@ -48,12 +64,12 @@ def get_activation_fn(name: Union[str, Callable, None]) -> Optional[Callable]:
         return name
     if not isinstance(name, str):
         raise TypeError(f"activation must be a str, callable or None; got {type(name).__name__}")
-    key = name.lower()
-    if key not in _ACTIVATIONS:
+    key = _activation_key(name)
+    if key not in _ACTIVATION_KEYS:
         raise ValueError(
-            f"Unknown activation {name!r}; accepted names: {sorted(_ACTIVATIONS)} or None."
+            f"Unknown activation {name!r}; accepted names: {sorted(_ACTIVATIONS)} (any case, e.g. 'LeakyReLU') or None."
         )
-    return _ACTIVATIONS[key]
+    return _ACTIVATIONS[_ACTIVATION_KEYS[key]]
 
 
 def get_initializer_fn(
@@ -62,22 +78,52 @@ def get_initializer_fn(
     """Resolves an initializer by `jax.nn.initializers` name (RLlib's torch names ending in
     '_' such as 'xavier_uniform_' are accepted too); factories get `kwargs`.
 
-    None gives `default`. Raises ValueError listing the accepted names.
+    A callable without kwargs is the initializer itself (`init(key, shape, dtype)`); a callable
+    with kwargs is a factory called with them (e.g. `jax.nn.initializers.orthogonal`, {"scale": 2}).
+    None gives `default`. Unknown names are a ValueError listing the accepted names; kwargs the
+    initializer does not take are a ValueError naming the initializer and the kwarg.
     """
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(f"initializer kwargs for {name!r} must be a dict or None; got {kwargs!r} ({type(kwargs).__name__})")
+    kwargs = dict(kwargs or {})
     if name is None:
+        if kwargs:
+            raise ValueError(f"initializer kwargs {kwargs} given without an initializer name; set the initializer too")
         return default
     if callable(name):
-        return name
+        if not kwargs:
+            return name
+        _check_kwargs(getattr(name, "__name__", repr(name)), name, kwargs)
+        return name(**kwargs)
+    if not isinstance(name, str):
+        raise TypeError(f"initializer must be a name (str), a callable or None; got {name!r} ({type(name).__name__})")
     key = name.lower().rstrip("_")
-    kwargs = dict(kwargs or {})
     if key in _DIRECT_INITIALIZERS:
+        if kwargs:
+            raise ValueError(f"initializer {name!r} takes no kwargs; got {sorted(kwargs)}")
         return getattr(jax.nn.initializers, key)
     if key in _INITIALIZER_FACTORIES:
-        return getattr(jax.nn.initializers, key)(**kwargs)
-    raise ValueError(
-        f"Unknown initializer {name!r}; accepted names: "
-        f"{sorted(_DIRECT_INITIALIZERS + _INITIALIZER_FACTORIES)} or a callable."
-    )
+        factory = getattr(jax.nn.initializers, key)
+        _check_kwargs(name, factory, kwargs)
+        return factory(**kwargs)
+    accepted = sorted(_DIRECT_INITIALIZERS + _INITIALIZER_FACTORIES)
+    close = difflib.get_close_matches(key, accepted, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"Unknown initializer {name!r};{hint} accepted names: {accepted} or a callable.")
+
+
+def _check_kwargs(name: str, factory: Callable, kwargs: dict) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    params = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    for kwarg in kwargs:
+        if kwarg not in accepted:
+            raise ValueError(f"initializer {name!r} does not accept the kwarg {kwarg!r}; it accepts {accepted}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,21 +164,39 @@ class DefaultModelConfig:
     lstm_bias_initializer_kwargs: Optional[dict] = None
 
     def __post_init__(self) -> None:
+        """Every value checked: a ValueError/TypeError naming the field, what it accepts and the value."""
         for field in ("fcnet_activation", "conv_activation", "head_fcnet_activation"):
-            get_activation_fn(getattr(self, field))
+            try:
+                get_activation_fn(getattr(self, field))
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{field}: {err}") from None
         for prefix in ("fcnet", "conv", "head_fcnet", "lstm"):
             for part in ("kernel", "bias"):
                 name = f"{prefix}_{part}_initializer"
-                get_initializer_fn(getattr(self, name), getattr(self, name + "_kwargs"))
-        if not self.fcnet_hiddens:
-            raise ValueError("fcnet_hiddens must name at least one layer size; got an empty list.")
+                try:
+                    get_initializer_fn(getattr(self, name), getattr(self, name + "_kwargs"))
+                except (TypeError, ValueError) as err:
+                    raise type(err)(f"{name}: {err}") from None
+        _check_layer_sizes("fcnet_hiddens", self.fcnet_hiddens, allow_empty=False)
+        _check_layer_sizes("head_fcnet_hiddens", self.head_fcnet_hiddens, allow_empty=True)
+        if self.conv_filters is not None:
+            check_conv_filters(self.conv_filters)
+        for field in ("fcnet_use_layernorm", "head_fcnet_use_layernorm", "free_log_std", "vf_share_layers", "use_lstm",
+                      "lstm_use_prev_action", "lstm_use_prev_reward"):
+            boolean()(field, getattr(self, field))
+        real(0, low_open=True, allow_inf=True)("log_std_clip_param", self.log_std_clip_param)
+        integer(1)("max_seq_len", self.max_seq_len)
+        integer(1)("lstm_cell_size", self.lstm_cell_size)
 
     @classmethod
-    def from_any(cls, config: Union["DefaultModelConfig", Mapping, None]) -> "DefaultModelConfig":
-        """Normalises a DefaultModelConfig, a (possibly frozen) mapping or None.
+    def from_any(cls, config: Union["DefaultModelConfig", Mapping, None],
+                 extra_keys: tuple = ALGORITHM_MODEL_KEYS) -> "DefaultModelConfig":
+        """Normalises a DefaultModelConfig, a (possibly frozen) mapping or None, for a default module.
 
-        Missing keys take RLlib's defaults, as RLlib's Catalog does; unknown keys are
-        ignored so custom modules may carry extra settings in the same dict.
+        Missing keys take RLlib's defaults, as RLlib's Catalog does. A key that is neither a field
+        nor one of `extra_keys` (the algorithm settings RLlib auto-includes) is a ValueError with a
+        "did you mean" suggestion: a typo never silently falls back to a default. A custom module
+        that reads its own keys from the same dict passes them as `extra_keys`.
         """
         if config is None:
             return cls()
@@ -142,7 +206,13 @@ class DefaultModelConfig:
             raise TypeError(
                 f"model_config must be a DefaultModelConfig, a dict or None; got {type(config).__name__}"
             )
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in config:
+            if key not in names and key not in extra_keys:
+                close = difflib.get_close_matches(str(key), names + list(extra_keys), n=1, cutoff=0.6)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"Unknown model_config key {key!r} for a default module.{hint} "
+                                 f"Known keys: the DefaultModelConfig fields {names} and {list(extra_keys)}")
         kwargs = {k: _thaw(v) for k, v in config.items() if k in names}
         return cls(**kwargs)
 
@@ -156,6 +226,52 @@ class DefaultModelConfig:
     def initializer(self, prefix: str, part: str, default: Initializer) -> Initializer:
         name = f"{prefix}_{part}_initializer"
         return get_initializer_fn(getattr(self, name), getattr(self, name + "_kwargs"), default)
+
+
+def _check_layer_sizes(field: str, sizes: Any, allow_empty: bool) -> None:
+    expected = f"a {'' if allow_empty else 'non-empty '}list of ints >= 1 (layer sizes)"
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (list, tuple)):
+        fail(field, expected, sizes, TypeError)
+    if not sizes and not allow_empty:
+        fail(field, f"{expected}: name at least one layer", sizes)
+    for i, size in enumerate(sizes):
+        if not is_int(size):
+            fail(f"{field}[{i}]", f"an int >= 1 (layer size in {field}={list(sizes)!r})", size, TypeError)
+        if size < 1:
+            fail(f"{field}[{i}]", f"an int >= 1 (layer size in {field}={list(sizes)!r})", size)
+
+
+def _check_int_or_pair(field: str, value: Any) -> None:
+    expected = "an int >= 1 or a pair [h, w] of ints >= 1"
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, (list, tuple)) and len(value) != 2:
+        fail(field, expected, value)
+    for item in items:
+        if not is_int(item):
+            fail(field, expected, value, TypeError)
+        if item < 1:
+            fail(field, expected, value)
+
+
+def check_conv_filters(filters: Any) -> None:
+    """`[[out_channels, kernel, stride(, padding)], ...]`: out_channels an int >= 1, kernel and stride
+    ints >= 1 or [h, w] pairs of them, padding "same" (default) or "valid"."""
+    expected = "a non-empty list of [out_channels, kernel, stride(, padding)] filters"
+    if isinstance(filters, (str, bytes)) or not isinstance(filters, (list, tuple)):
+        fail("conv_filters", expected, filters, TypeError)
+    if not filters:
+        fail("conv_filters", expected, filters)
+    for i, f in enumerate(filters):
+        name = f"conv_filters[{i}]"
+        if isinstance(f, (str, bytes)) or not isinstance(f, (list, tuple)) or len(f) not in (3, 4):
+            fail(name, "[out_channels, kernel, stride(, padding)]", f, TypeError if not isinstance(f, (list, tuple))
+                 else ValueError)
+        if not is_int(f[0]) or f[0] < 1:
+            fail(f"{name} out_channels", "an int >= 1", f[0], TypeError if not is_int(f[0]) else ValueError)
+        _check_int_or_pair(f"{name} kernel", f[1])
+        _check_int_or_pair(f"{name} stride", f[2])
+        if len(f) == 4 and (not isinstance(f[3], str) or f[3].lower() not in ("same", "valid")):
+            fail(f"{name} padding", "'same' or 'valid'", f[3], TypeError if not isinstance(f[3], str) else ValueError)
 
 
 def _thaw(value: Any) -> Any:

@@ -47,7 +47,10 @@ def test_initializers_by_name_with_kwargs():
 
 
 def test_from_any_reads_frozen_mappings():
-    c = DefaultModelConfig.from_any({"fcnet_hiddens": (8,), "custom_key": 1})
+    c = DefaultModelConfig.from_any({"fcnet_hiddens": (8,), "custom_key": 1}, extra_keys=("custom_key",))
     assert c.fcnet_hiddens == [8] and c.fcnet_activation == "tanh"
+    assert DefaultModelConfig.from_any({"epsilon": [[0, 0.5]], "twin_q": False}).fcnet_hiddens == [256, 256]
+    with pytest.raises(ValueError, match="Unknown model_config key 'fcnet_hidens'.*Did you mean 'fcnet_hiddens'"):
+        DefaultModelConfig.from_any({"fcnet_hidens": [8]})
     with pytest.raises(ValueError, match="at least one layer"):
         DefaultModelConfig(fcnet_hiddens=[])

@@ -6,6 +6,7 @@ import copy
 import difflib
 from typing import Any, Callable, Optional
 
+from jaxrl_modules.algorithms import validation as v
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
 from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
@@ -23,6 +24,8 @@ class AlgorithmConfig:
     def __init__(self) -> None:
         self.env: Any = None
         self.env_config: dict = {}
+        self.normalize_actions = True  # RLlib's defaults: the module acts in [-1, 1] on bounded Boxes
+        self.clip_actions = False
         self.num_envs_per_env_runner = 1
         self.rollout_fragment_length: Any = "auto"
         self.env_to_module_connector: Optional[Callable] = None
@@ -43,47 +46,120 @@ class AlgorithmConfig:
         self.lr_schedule: Optional[str] = None
         self.total_iterations: Optional[int] = None
 
+    # ----------------------------------------------------------------- value checks
+    def settings_table(self) -> dict[str, v.Check]:
+        """Setting -> validator (see `validation.py`). Every setter checks the values it is given
+        through this table; `validate()` (called by `build()`/`build_train_fn()`) re-checks all
+        of them, since attributes may also be assigned directly."""
+        from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+
+        return {
+            "env_config": v.instance_of(dict, allow_none=False, what="a dict"),
+            "normalize_actions": v.boolean(),
+            "clip_actions": v.boolean(),
+            "num_envs_per_env_runner": v.positive_int,
+            "rollout_fragment_length": v.literal_or("auto", v.positive_int),
+            "env_to_module_connector": v.callable_or_none(),
+            "num_env_runners": v.nonnegative_int,
+            "model_config": v.instance_of(dict, DefaultModelConfig, what="a dict or DefaultModelConfig"),
+            "rl_module_spec": v.instance_of(RLModuleSpec, MultiRLModuleSpec),
+            "policies": _policies_check(),
+            "policy_mapping_fn": v.callable_or_none(),
+            "policies_to_train": _policies_to_train_check(),
+            "seed": v.nonnegative_int,
+            "evaluation_duration": v.positive_int,
+            "gamma": v.unit_interval,
+            "lr": v.positive_float,
+            "train_batch_size": v.positive_int,
+            "train_batch_size_per_learner": v.optional(v.positive_int),
+            "grad_clip": v.optional(v.positive_float),
+            "grad_clip_by": v.one_of("value", "norm", "global_norm"),
+            "adam_eps": v.positive_float,
+            "lr_schedule": v.none_only(f"None: lr_schedule is supported by PPO only, not {type(self).__name__}"),
+            "total_iterations": v.optional(v.positive_int),
+        }
+
+    def _set(self, **values: Any) -> None:
+        """Checks each value through `settings_table()` (normalising shorthands) and sets it."""
+        table = self.settings_table()
+        for key, value in values.items():
+            setattr(self, key, table[key](key, value) if key in table else value)
+
+    def validate(self) -> None:
+        """Re-checks every setting by value, then the rules that tie settings together; raises a
+        ValueError/TypeError naming the setting, the allowed range and the value received."""
+        table = self.settings_table()
+        for key, check in table.items():
+            if key in self.__dict__:
+                setattr(self, key, check(key, getattr(self, key)))
+        self._validate_together()
+
+    def _validate_together(self) -> None:
+        if self.lr_schedule is not None and self.total_iterations is None:
+            raise ValueError(
+                f"lr_schedule={self.lr_schedule!r} needs the total number of training iterations, and none is known: "
+                "set training(total_iterations=N) (build_train_fn(num_iterations) and the command line's "
+                "--iterations set it for you); got total_iterations=None")
+        self._validate_default_model_config()
+
+    def _validate_default_model_config(self) -> None:
+        """A dict model config for this algorithm's default module: every key a known one."""
+        from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+
+        if isinstance(self.rl_module_spec, MultiRLModuleSpec) or self.policies is not None:
+            return  # each sub-module checks its own config when it builds
+        default_cls = self.get_default_rl_module_spec().module_class
+        user = self.rl_module_spec
+        module_cls = (user.module_class if user is not None else None) or default_cls
+        if module_cls is not default_cls:
+            return  # custom modules may read any keys from their model_config
+        merged = self.merged_model_config(user.model_config if user is not None else None)
+        if isinstance(merged, dict):
+            DefaultModelConfig.from_any(merged, extra_keys=tuple(self.model_config_auto_includes))
+
     # ----------------------------------------------------------------- builder methods
     def _training_keys(self) -> list[str]:
         return ["gamma", "lr", "train_batch_size", "train_batch_size_per_learner", "grad_clip", "grad_clip_by",
                 "adam_eps", "lr_schedule", "total_iterations"]
 
-    def environment(self, env: Any = _NOT_PROVIDED, *, env_config: Optional[dict] = None) -> "AlgorithmConfig":
+    def environment(self, env: Any = _NOT_PROVIDED, *, env_config: Optional[dict] = None,
+                    normalize_actions: Any = _NOT_PROVIDED, clip_actions: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
+        """`normalize_actions` (default True): the env receives the module's [-1, 1] actions mapped
+        to each bounded Box's [low, high]; `clip_actions` (default False): when not normalizing,
+        Box actions are clipped to the bounds (see `algorithms/action_transform.py`)."""
         if env is not _NOT_PROVIDED:
             self.env = env
         if env_config is not None:
+            self._set(env_config=env_config)
             self.env_config = dict(env_config)
+        if normalize_actions is not _NOT_PROVIDED:
+            self._set(normalize_actions=normalize_actions)
+        if clip_actions is not _NOT_PROVIDED:
+            self._set(clip_actions=clip_actions)
         return self
 
     def env_runners(self, *, num_envs_per_env_runner: Any = _NOT_PROVIDED, rollout_fragment_length: Any = _NOT_PROVIDED,
                     env_to_module_connector: Any = _NOT_PROVIDED, num_env_runners: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
-        if num_envs_per_env_runner is not _NOT_PROVIDED:
-            if not isinstance(num_envs_per_env_runner, int) or num_envs_per_env_runner < 1:
-                raise ValueError(f"num_envs_per_env_runner must be a positive int; got {num_envs_per_env_runner!r}")
-            self.num_envs_per_env_runner = num_envs_per_env_runner
-        if rollout_fragment_length is not _NOT_PROVIDED:
-            self.rollout_fragment_length = rollout_fragment_length
-        if env_to_module_connector is not _NOT_PROVIDED:
-            self.env_to_module_connector = env_to_module_connector
+        """`num_env_runners` is checked (an int >= 0) and otherwise ignored: one process samples."""
+        given = dict(num_envs_per_env_runner=num_envs_per_env_runner, rollout_fragment_length=rollout_fragment_length,
+                     env_to_module_connector=env_to_module_connector, num_env_runners=num_env_runners)
+        given = {k: val for k, val in given.items() if val is not _NOT_PROVIDED}
+        if "num_env_runners" in given:
+            self.settings_table()["num_env_runners"]("num_env_runners", given.pop("num_env_runners"))
+        self._set(**given)
         return self
 
     def rl_module(self, *, model_config: Any = _NOT_PROVIDED, rl_module_spec: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
         if model_config is not _NOT_PROVIDED:
-            if model_config is not None and not isinstance(model_config, (dict, DefaultModelConfig)):
-                raise TypeError(f"model_config must be a dict or DefaultModelConfig; got {type(model_config).__name__}")
-            self.model_config = model_config
+            self._set(model_config=model_config)
         if rl_module_spec is not _NOT_PROVIDED:
-            self.rl_module_spec = rl_module_spec
+            self._set(rl_module_spec=rl_module_spec)
         return self
 
     def multi_agent(self, *, policies: Any = _NOT_PROVIDED, policy_mapping_fn: Any = _NOT_PROVIDED,
                     policies_to_train: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
-        if policies is not _NOT_PROVIDED:
-            self.policies = policies
-        if policy_mapping_fn is not _NOT_PROVIDED:
-            self.policy_mapping_fn = policy_mapping_fn
-        if policies_to_train is not _NOT_PROVIDED:
-            self.policies_to_train = policies_to_train
+        given = dict(policies=policies, policy_mapping_fn=policy_mapping_fn, policies_to_train=policies_to_train)
+        self._set(**{k: val for k, val in given.items() if val is not _NOT_PROVIDED})
         return self
 
     def training(self, **kwargs: Any) -> "AlgorithmConfig":
@@ -94,17 +170,17 @@ class AlgorithmConfig:
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise ValueError(f"Unknown training setting {key!r} for {type(self).__name__}.{hint} "
                                  f"Known settings: {sorted(known)}")
-            setattr(self, key, value)
+        self._set(**kwargs)
         return self
 
     def evaluation(self, *, evaluation_duration: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
         if evaluation_duration is not _NOT_PROVIDED:
-            self.evaluation_duration = int(evaluation_duration)
+            self._set(evaluation_duration=evaluation_duration)
         return self
 
     def debugging(self, *, seed: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
         if seed is not _NOT_PROVIDED:
-            self.seed = int(seed)
+            self._set(seed=seed)
         return self
 
     def api_stack(self, **kwargs: Any) -> "AlgorithmConfig":
@@ -118,7 +194,9 @@ class AlgorithmConfig:
         raise ValueError(f"{type(self).__name__} has no algorithm; use an algorithm config such as PPOConfig")
 
     def build(self) -> Any:
-        """The Algorithm for this config (a copy of it: later config changes do not leak in)."""
+        """The Algorithm for this config (a copy of it: later config changes do not leak in),
+        after `validate()`."""
+        self.validate()
         return self.get_algorithm_class()(self.copy())
 
     build_algo = build
@@ -180,3 +258,36 @@ class AlgorithmConfig:
         if self.policies is None:
             return [DEFAULT_MODULE_ID]
         return sorted(self.policies) if not isinstance(self.policies, dict) else list(self.policies)
+
+
+def _policies_check() -> v.Check:
+    expected = "None, or a set/list/tuple/dict of policy (module) ids (str)"
+
+    def check(name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple, dict)):
+            v.fail(name, expected, value, TypeError)
+        bad = [p for p in value if not isinstance(p, str)]
+        if bad:
+            v.fail(name, f"{expected}; {bad[0]!r} is not a str", value, TypeError)
+        if not value:
+            v.fail(name, f"{expected}, not empty", value)
+        return value
+
+    return v.validator(expected, check)
+
+
+def _policies_to_train_check() -> v.Check:
+    expected = "None, a collection of policy ids (str), or a callable (module_id, batch) -> bool"
+
+    def check(name: str, value: Any) -> Any:
+        if value is None or callable(value):
+            return value
+        if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple)):
+            v.fail(name, expected, value, TypeError)
+        if any(not isinstance(p, str) for p in value):
+            v.fail(name, expected, value, TypeError)
+        return value
+
+    return v.validator(expected, check)

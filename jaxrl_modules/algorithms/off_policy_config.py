@@ -5,13 +5,27 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+from jaxrl_modules.algorithms import validation as v
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
+from jaxrl_modules.algorithms.replay_buffer import parse_replay_buffer_config
 from jaxrl_modules.model_config import DefaultModelConfig
 
 
 class OffPolicyConfig(AlgorithmConfig):
     """Adds the algorithm's model-config auto-includes (e.g. DQN's dueling and epsilon) even to a
     `DefaultModelConfig` object, as RLlib does, and `build_train_fn` for gymnax envs."""
+
+    def settings_table(self) -> dict[str, v.Check]:
+        return {
+            **super().settings_table(),
+            "replay_buffer_config": _replay_buffer_check(self),
+            "num_steps_sampled_before_learning_starts": v.nonnegative_int,
+            "tau": v.real(0, 1, low_open=True),
+        }
+
+    def _validate_together(self) -> None:
+        super()._validate_together()
+        parse_replay_buffer_config(self.replay_buffer_config, self.batch_size())
 
     def merged_model_config(self, spec_config: Any = None) -> Any:
         base = spec_config if spec_config is not None else self.model_config
@@ -24,4 +38,20 @@ class OffPolicyConfig(AlgorithmConfig):
         samples `rollout_fragment_length` steps from every env, stores them, takes one gradient step."""
         from jaxrl_modules.algorithms.off_policy_jax import make_train_fn
 
+        v.positive_int("num_iterations", num_iterations)
+        self.validate()
         return make_train_fn(self.copy(), num_iterations)
+
+
+def _replay_buffer_check(config: OffPolicyConfig) -> v.Check:
+    """Merges the given keys into the config's current replay_buffer_config (as RLlib's
+    `training(replay_buffer_config=...)` does), then checks keys, type and capacity."""
+
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, dict):
+            v.fail(name, "a dict such as {'type': 'ReplayBuffer', 'capacity': 50000}", value, TypeError)
+        current = getattr(config, "replay_buffer_config", None) or {}
+        merged = {**current, **value}
+        return parse_replay_buffer_config(merged, None)
+
+    return v.validator("a dict such as {'type': 'ReplayBuffer', 'capacity': 50000}", check)

@@ -6,10 +6,44 @@ batch of transitions at the ring position, `sample` draws uniformly from the fil
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import difflib
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+
+
+# RLlib's uniform buffers; prioritized ones are not implemented and are refused, never replaced.
+UNIFORM_BUFFER_TYPES = ("ReplayBuffer", "EpisodeReplayBuffer", "MultiAgentEpisodeReplayBuffer")
+REPLAY_BUFFER_KEYS = ("type", "capacity")
+
+
+def parse_replay_buffer_config(config: Any, train_batch_size: Optional[int]) -> dict:
+    """Checks a `replay_buffer_config` dict: keys in REPLAY_BUFFER_KEYS (a typo gets a "did you
+    mean"), a uniform buffer type, an int capacity >= 1 and (when known) >= `train_batch_size`.
+    Returns `{"type": ..., "capacity": ...}`."""
+    from jaxrl_modules.algorithms import validation as v
+
+    if not isinstance(config, dict):
+        v.fail("replay_buffer_config", "a dict such as {'type': 'ReplayBuffer', 'capacity': 50000}", config, TypeError)
+    for key in config:
+        if key not in REPLAY_BUFFER_KEYS:
+            close = difflib.get_close_matches(str(key), REPLAY_BUFFER_KEYS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            prioritized = " (prioritized replay is not supported)" if key in ("alpha", "beta") else ""
+            raise ValueError(f"Unknown replay_buffer_config key {key!r}{prioritized}.{hint} "
+                             f"Known keys: {list(REPLAY_BUFFER_KEYS)}")
+    kind = config.get("type", "ReplayBuffer")
+    if not isinstance(kind, str):
+        v.fail("replay_buffer_config['type']", f"one of {list(UNIFORM_BUFFER_TYPES)}", kind, TypeError)
+    if kind not in UNIFORM_BUFFER_TYPES:
+        note = " Prioritized replay is not implemented; use a uniform buffer." if "Prioritized" in kind else ""
+        raise ValueError(f"replay_buffer_config['type'] must be one of {list(UNIFORM_BUFFER_TYPES)} (uniform replay); "
+                         f"got {kind!r}.{note}")
+    capacity = v.positive_int("replay_buffer_config['capacity']", config.get("capacity", 50000))
+    if train_batch_size is not None and capacity < train_batch_size:
+        v.fail("replay_buffer_config['capacity']", f"an int >= the train batch size ({train_batch_size})", capacity)
+    return {"type": kind, "capacity": capacity}
 
 
 class ReplayBufferState(NamedTuple):

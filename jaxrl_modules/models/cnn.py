@@ -49,6 +49,23 @@ def normalize_filters(filters: Sequence[Sequence]) -> tuple:
     return tuple(out)
 
 
+def check_output_size(filters: Sequence, obs_shape: Sequence[int]) -> None:
+    """Raises a ValueError naming the first layer whose output would be smaller than 1x1 for
+    `[H, W, C]` observations ("valid" padding shrinks by kernel - 1; "same" never below 1)."""
+    h, w = int(obs_shape[0]), int(obs_shape[1])
+    for i, (channels, kernel, stride, padding) in enumerate(filters):
+        if padding == "VALID":
+            h_out, w_out = (h - kernel[0]) // stride[0] + 1, (w - kernel[1]) // stride[1] + 1
+        else:
+            h_out, w_out = -(-h // stride[0]), -(-w // stride[1])
+        if h_out < 1 or w_out < 1:
+            raise ValueError(
+                f"conv_filters[{i}] = [{channels}, {list(kernel)}, {list(stride)}, {padding.lower()!r}] shrinks its "
+                f"{h}x{w} input (observation shape {tuple(obs_shape)}) below 1x1; expected a kernel no larger than "
+                f"the input for 'valid' padding")
+        h, w = h_out, w_out
+
+
 class CNN(nn.Module):
     """Conv layers (TF-style "same" padding, as RLlib) with activation, then flatten (H, W, C order).
 
@@ -62,6 +79,7 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        check_output_size(self.filters, x.shape[-3:])
         lead = x.shape[:-3]
         x = x.reshape((-1,) + x.shape[-3:])
         for i, (channels, kernel, stride, padding) in enumerate(self.filters):

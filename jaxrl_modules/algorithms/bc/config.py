@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from jaxrl_modules.algorithms import validation as v
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
@@ -25,9 +27,24 @@ class BCConfig(AlgorithmConfig):
     def _training_keys(self) -> list[str]:
         return super()._training_keys() + ["minibatch_size", "num_epochs"]
 
+    def settings_table(self) -> dict[str, v.Check]:
+        return {
+            **super().settings_table(),
+            "input_": v.instance_of(str, os.PathLike, what="a path (str or os.PathLike) to an .npz file or a directory"),
+            "minibatch_size": v.positive_int,
+            "num_epochs": v.positive_int,
+        }
+
+    def _validate_together(self) -> None:
+        super()._validate_together()
+        batch = self.batch_size()
+        if self.minibatch_size > batch:
+            v.fail("minibatch_size", f"an int in [1, {batch}] (at most the train batch size per learner, {batch})",
+                   self.minibatch_size)
+
     def offline_data(self, *, input_: Any = _NOT_PROVIDED) -> "BCConfig":
         if input_ is not _NOT_PROVIDED:
-            self.input_ = input_
+            self._set(input_=input_)
         return self
 
     def get_algorithm_class(self) -> type:

@@ -25,7 +25,7 @@ class BCLearner:
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
         self.train_fn = module.phase_fn("train")
-        self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps)
+        self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps, config.grad_clip_by)
 
     def init(self, params: Any) -> BCLearnerState:
         return BCLearnerState(params, self.optimizer.init(params))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
 
+from jaxrl_modules.algorithms import validation as v
 from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
@@ -35,17 +35,22 @@ class DQNConfig(OffPolicyConfig):
             "double_q", "dueling", "n_step", "epsilon", "target_network_update_freq", "tau", "td_error_loss_fn",
             "replay_buffer_config", "num_steps_sampled_before_learning_starts", "training_intensity"]
 
-    def training(self, **kwargs: Any) -> "DQNConfig":
-        n_step = kwargs.get("n_step", 1)
-        if not isinstance(n_step, int) or n_step < 1:
-            raise ValueError(f"n_step must be a positive int; got {n_step!r}")
-        if kwargs.get("td_error_loss_fn", "huber") not in ("huber", "mse"):
-            raise ValueError(f"td_error_loss_fn must be 'huber' or 'mse'; got {kwargs['td_error_loss_fn']!r}")
-        return super().training(**kwargs)
+    def settings_table(self) -> dict[str, v.Check]:
+        return {
+            **super().settings_table(),
+            "double_q": v.boolean(),
+            "dueling": v.boolean(),
+            "n_step": v.positive_int,
+            "epsilon": v.schedule(0, 1),
+            "target_network_update_freq": v.positive_int,
+            "td_error_loss_fn": v.one_of("huber", "mse"),
+            "training_intensity": v.optional(v.positive_float),
+        }
 
     @property
     def model_config_auto_includes(self) -> dict:  # type: ignore[override]
-        return {"double_q": self.double_q, "dueling": self.dueling, "epsilon": [list(p) for p in self.epsilon]}
+        epsilon = v.schedule(0, 1)("epsilon", self.epsilon)
+        return {"double_q": self.double_q, "dueling": self.dueling, "epsilon": [list(p) for p in epsilon]}
 
     def get_algorithm_class(self) -> type:
         from jaxrl_modules.algorithms.dqn.dqn import DQN

@@ -40,7 +40,7 @@ class DQNLearner:
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
         self.train_fn = module.phase_fn("train")
-        self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps)
+        self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps, config.grad_clip_by)
 
     def init(self, params: Any) -> DQNLearnerState:
         return DQNLearnerState(params, self.module.make_target_params(params), self.optimizer.init(params),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
+from jaxrl_modules.algorithms import validation as v
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
@@ -37,11 +38,32 @@ class PPOConfig(AlgorithmConfig):
             "lambda_", "use_gae", "use_critic", "clip_param", "vf_clip_param", "vf_loss_coeff", "entropy_coeff",
             "use_kl_loss", "kl_coeff", "kl_target", "num_epochs", "minibatch_size", "shuffle_batch_per_epoch"]
 
-    def training(self, **kwargs: Any) -> "PPOConfig":
-        for key in ("use_gae", "use_critic"):
-            if kwargs.get(key) is False:
-                raise ValueError(f"{key}=False is not supported: this PPO always uses GAE with a critic")
-        return super().training(**kwargs)
+    def settings_table(self) -> dict[str, v.Check]:
+        always_true = v.one_of(True, expected="True (this PPO always uses GAE with a critic; False is not supported)")
+        return {
+            **super().settings_table(),
+            "lr_schedule": v.optional(v.one_of("linear")),
+            "lambda_": v.unit_interval,
+            "use_gae": always_true,
+            "use_critic": always_true,
+            "clip_param": v.positive_float,
+            "vf_clip_param": v.positive_float,
+            "vf_loss_coeff": v.nonnegative_float,
+            "entropy_coeff": v.nonnegative_float,
+            "use_kl_loss": v.boolean(),
+            "kl_coeff": v.nonnegative_float,
+            "kl_target": v.positive_float,
+            "num_epochs": v.positive_int,
+            "minibatch_size": v.positive_int,
+            "shuffle_batch_per_epoch": v.boolean(),
+        }
+
+    def _validate_together(self) -> None:
+        super()._validate_together()
+        batch = self.batch_size()
+        if self.minibatch_size > batch:
+            v.fail("minibatch_size", f"an int in [1, {batch}] (at most the train batch size per learner, {batch})",
+                   self.minibatch_size)
 
     def get_algorithm_class(self) -> type:
         from jaxrl_modules.algorithms.ppo.ppo import PPO
@@ -67,4 +89,9 @@ class PPOConfig(AlgorithmConfig):
         `num_iterations` PPO iterations in one `lax.scan`: jit it, vmap it over seeds."""
         from jaxrl_modules.algorithms.ppo.jax_train import make_train_fn
 
-        return make_train_fn(self.copy(), num_iterations)
+        v.positive_int("num_iterations", num_iterations)
+        config = self.copy()
+        if config.total_iterations is None:
+            config.total_iterations = int(num_iterations)
+        config.validate()
+        return make_train_fn(config, num_iterations)

@@ -11,10 +11,9 @@ from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
-from jaxrl_modules.algorithms.optim import adam_with_clip
+from jaxrl_modules.algorithms.optim import optimizer_for
 from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
 from jaxrl_modules.columns import Columns
 
@@ -75,11 +74,9 @@ class PPOLearner:
         self.module_ids = list(module_ids) if module_ids is not None else (
             [m for m in module.keys() if module[m].action_space is not None] if self.is_multi else ["default_policy"])
         self.train_fn = module.phase_fn("train")
-        steps_per_iter = config.num_epochs * config.num_minibatches()
-        lr = config.lr
-        if config.lr_schedule == "linear":
-            lr = optax.linear_schedule(config.lr, 0.0, steps_per_iter * max(1, config.total_iterations or 1))
-        self.optimizer = adam_with_clip(lr, config.grad_clip, config.adam_eps)
+        # Updates per iteration for lr_schedule: epochs x minibatches of one rollout's batch.
+        steps_per_iter = config.num_epochs * config.num_minibatches(config.rollout_length() * config.num_envs_per_env_runner)
+        self.optimizer = optimizer_for(config, steps_per_iter)
 
     def init(self, params: Any) -> LearnerState:
         kl = {mid: jnp.asarray(self.config.kl_coeff, jnp.float32) for mid in self.module_ids}

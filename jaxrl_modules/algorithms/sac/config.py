@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jaxrl_modules.algorithms import validation as v
 from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
@@ -35,10 +36,19 @@ class SACConfig(OffPolicyConfig):
             "twin_q", "tau", "initial_alpha", "target_entropy", "actor_lr", "critic_lr", "alpha_lr",
             "target_network_update_freq", "n_step", "num_steps_sampled_before_learning_starts", "replay_buffer_config"]
 
-    def training(self, **kwargs: Any) -> "SACConfig":
-        if kwargs.get("n_step", 1) != 1:
-            raise ValueError(f"n_step={kwargs['n_step']} is not supported yet; use n_step=1")
-        return super().training(**kwargs)
+    def settings_table(self) -> dict[str, v.Check]:
+        return {
+            **super().settings_table(),
+            "lr": v.optional(v.positive_float),  # SAC uses actor_lr, critic_lr and alpha_lr
+            "twin_q": v.boolean(),
+            "initial_alpha": v.positive_float,
+            "target_entropy": v.optional(v.literal_or("auto", v.real())),
+            "actor_lr": v.positive_float,
+            "critic_lr": v.positive_float,
+            "alpha_lr": v.positive_float,
+            "target_network_update_freq": v.nonnegative_int,  # 0: every update, as RLlib's SAC
+            "n_step": v.one_of(1, expected="1 (n_step > 1 is not supported by SAC yet)"),
+        }
 
     @property
     def model_config_auto_includes(self) -> dict:  # type: ignore[override]
