@@ -15,24 +15,25 @@ from conftest import CARTPOLE_OBS
 ACT = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
 
 
-def test_sac_module_actions_within_bounds_and_twin_q():
+def test_sac_module_acts_in_unit_box_and_twin_q():
+    """As RLlib's, the policy acts in [-1, 1]; the env runners unsquash to the Box's [-2, 2]."""
     m = DefaultSACRLModule(observation_space=CARTPOLE_OBS, action_space=ACT, model_config={"fcnet_hiddens": [16]})
     p = m.init(jax.random.key(0))
     assert {"pi_encoder", "pi", "qf_encoder", "qf", "qf_twin_encoder", "qf_twin"} == set(p)
     obs = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
     out = m.forward_exploration(p, {Columns.OBS: obs}, jax.random.key(1))
-    assert out[Columns.ACTIONS].shape == (64, 1) and jnp.all(jnp.abs(out[Columns.ACTIONS]) <= 2.0)
+    assert out[Columns.ACTIONS].shape == (64, 1) and jnp.all(jnp.abs(out[Columns.ACTIONS]) <= 1.0)
     det = m.forward_inference(p, {Columns.OBS: obs})[Columns.ACTIONS]
     mean = out[Columns.ACTION_DIST_INPUTS][:, :1]
-    assert jnp.allclose(det, 2.0 * jnp.tanh(mean), atol=1e-5)
+    assert jnp.allclose(det, jnp.tanh(mean), atol=1e-5)
     q = m.compute_q_values(p, {Columns.OBS: obs, Columns.ACTIONS: det})["qf_preds"]
     assert q.shape == (64,)
     inf = DefaultSACRLModule(observation_space=CARTPOLE_OBS, action_space=ACT, inference_only=True,
                              model_config={"fcnet_hiddens": [16]})
     assert set(inf.init(jax.random.key(0))) == {"pi_encoder", "pi"}
     assert set(m.inference_params(p)) == {"pi_encoder", "pi"}
-    with pytest.raises(ValueError, match="1-D Box"):
-        DefaultSACRLModule(observation_space=CARTPOLE_OBS, action_space=gym.spaces.Discrete(2)).init(jax.random.key(0))
+    with pytest.raises(ValueError, match="1-D float Box"):
+        DefaultSACRLModule(observation_space=CARTPOLE_OBS, action_space=gym.spaces.Discrete(2))
 
 
 def test_sac_config_defaults():

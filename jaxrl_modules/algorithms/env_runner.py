@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import Columns
@@ -64,6 +65,7 @@ class GymEnvRunner:
             raise ValueError(f"{config.env!r} is a multi-agent env; configure multi_agent(...) or use a single-agent env")
         self.env_observation_space = probe.observation_space
         self.action_space = probe.action_space
+        self.to_env = env_action_fn(config, probe.action_space)  # module actions -> env actions (unsquash/clip)
         self.connector = build_connector(config, probe, probe.observation_space, probe.action_space)
         self.observation_space = self.connector.observation_space if self.connector else probe.observation_space
         probe.close()
@@ -85,7 +87,7 @@ class GymEnvRunner:
             check_rows({"env observation": self.obs}, step=t)
             out = jax.device_get(act(params, self.obs, rng, t))
             check_rows({"action distribution inputs": out[Columns.ACTION_DIST_INPUTS]}, step=t)
-            next_obs, reward, term, trunc, info = self.envs.step(out[Columns.ACTIONS])
+            next_obs, reward, term, trunc, info = self.envs.step(self.to_env(out[Columns.ACTIONS]))
             check_rows({"env reward": reward}, step=t)
             final = true_next_obs(next_obs, info) if self.connector is None else None
             for key in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
@@ -115,13 +117,15 @@ def evaluate_policy(config: Any, module: Any, params: Any, episodes: int, seed: 
     env = make_env(config.env, config.env_config)
     connector = build_connector(config, env, env.observation_space, env.action_space)
     act = make_act_fn(module, connector, "inference")
+    to_env = env_action_fn(config, env.action_space)
     returns = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
         done, total = False, 0.0
         while not done:
             out = act(params, jnp.asarray(obs)[None], jax.random.key(0), 0)
-            obs, reward, term, trunc, _ = env.step(np.asarray(out[Columns.ACTIONS])[0])
+            action = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], out[Columns.ACTIONS])
+            obs, reward, term, trunc, _ = env.step(to_env(action))
             total += float(reward)
             done = term or trunc
         returns.append(total)

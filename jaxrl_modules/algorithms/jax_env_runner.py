@@ -7,6 +7,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxrl_modules.algorithms.action_transform import make_env_action_fn
 from jaxrl_modules.columns import Columns
 
 
@@ -21,9 +22,12 @@ class RunnerState(NamedTuple):
 class JaxEnvRunner:
     """`num_envs` copies of a gymnax env (auto-resetting), vmapped; `rollout` is a `lax.scan`."""
 
-    def __init__(self, env: Any, env_params: Any, num_envs: int, obs_fn: Optional[Callable] = None):
+    def __init__(self, env: Any, env_params: Any, num_envs: int, obs_fn: Optional[Callable] = None, *,
+                 normalize_actions: bool = True, clip_actions: bool = False):
         self.env, self.env_params, self.num_envs = env, env_params, num_envs
         self.obs_fn = obs_fn or (lambda x: x)
+        # module actions -> env actions, right before env.step (the trajectory keeps the module's)
+        self.to_env = make_env_action_fn(self.action_space, normalize_actions, clip_actions)
 
     @property
     def observation_space(self):  # gymnax space -> gymnasium space of the (connected) obs
@@ -64,7 +68,7 @@ class JaxEnvRunner:
                 next_rec = out.pop(Columns.STATE_OUT)
                 out = jax.tree_util.tree_map(lambda x: x[:, 0], out)
             next_obs, env_state, reward, term, trunc, _ = jax.vmap(self.env.step, (0, 0, 0, None))(
-                jax.random.split(k_env, self.num_envs), state.env_state, out[Columns.ACTIONS], self.env_params)
+                jax.random.split(k_env, self.num_envs), state.env_state, self.to_env(out[Columns.ACTIONS]), self.env_params)
             done = term | trunc
             ret, length = state.episode_return + reward, state.episode_length + 1
             rec = {Columns.OBS: obs, Columns.ACTIONS: out[Columns.ACTIONS], Columns.ACTION_LOGP: out[Columns.ACTION_LOGP],

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.nonfinite import check_rows
+from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 
@@ -37,6 +38,7 @@ class MultiAgentEnvRunner:
         self.module_ids = module_ids
         self.mapping_fn = config.policy_mapping_fn or (lambda agent_id, episode, **kw: DEFAULT_MODULE_ID)
         self.obs_space = agent_spaces(self.env, self.agents[0])[0]
+        self.to_env = {a: env_action_fn(config, agent_spaces(self.env, a)[1]) for a in self.agents}
         self.episode_index = 0
         self.completed: deque = deque(maxlen=100)
         self.completed_per_module: dict = {mid: deque(maxlen=100) for mid in module_ids}
@@ -68,7 +70,8 @@ class MultiAgentEnvRunner:
             out = jax.device_get(act(params, {mid: {Columns.OBS: obs_now} for mid in self.module_ids}, rng, t))
             check_rows({f"{mid} action distribution inputs": out[mid][Columns.ACTION_DIST_INPUTS] for mid in self.module_ids},
                        step=t, row="agent index")
-            actions = {a: out[self.mapping[a]][Columns.ACTIONS][i] for i, a in enumerate(self.agents) if self.active[i]}
+            actions = {a: self.to_env[a](jax.tree_util.tree_map(lambda x: x[i], out[self.mapping[a]][Columns.ACTIONS]))
+                       for i, a in enumerate(self.agents) if self.active[i]}
             obs, rew, term, trunc, _ = self.env.step(actions)
             reward, done = np.zeros(A, np.float32), np.zeros(A, bool)
             for i, a in enumerate(self.agents):

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl_modules.algorithms import replay_buffer as rb
+from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.env_runner import build_connector, evaluate_policy, make_vector_env, true_next_obs
 from jaxrl_modules.algorithms.nonfinite import (NonFiniteError, carry_first_nonfinite, check_rows, describe_named,
@@ -50,6 +51,7 @@ class OffPolicyAlgorithm(Algorithm):
         self.connector = build_connector(cfg, probe, probe.observation_space, probe.action_space)
         obs_space = self.connector.observation_space if self.connector else probe.observation_space
         spec = cfg.module_spec_for(obs_space, probe.action_space)
+        self._to_env = env_action_fn(cfg, probe.action_space)  # module actions -> env actions (unsquash/clip)
         probe.close()
         self.module = spec.build()
         check_required_apis(self.module, cfg.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
@@ -151,7 +153,7 @@ class OffPolicyAlgorithm(Algorithm):
         actions = np.asarray(self._act(state["learner"].params, self.obs, key, self.env_steps))
         if np.issubdtype(actions.dtype, np.inexact):
             check_rows({"actions": actions}, step=t)
-        next_obs, reward, term, trunc, info = self.envs.step(actions)
+        next_obs, reward, term, trunc, info = self.envs.step(self._to_env(actions))
         check_rows({"env reward": reward}, step=t)
         true_next = true_next_obs(next_obs, info)
         transitions = {Columns.OBS: self.obs, Columns.ACTIONS: actions,

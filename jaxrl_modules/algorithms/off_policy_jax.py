@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.algorithms import replay_buffer as rb
+from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import nonfinite_code, quantity_names, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
@@ -32,7 +33,7 @@ class JaxOffPolicy:
             raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
         self.config = config
         env, env_params = make_gymnax(config.env, config.env_config)
-        self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner)
+        self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
         self.spec = config.module_spec_for(self.runner.observation_space, self.runner.action_space)
         self.module = self.spec.build()
         check_required_apis(self.module, config.get_default_learner_class().rl_module_required_apis(), "default_policy")
@@ -66,7 +67,7 @@ class JaxOffPolicy:
         out = self.explore(params, {Columns.OBS: runner.obs}, k_act, t=env_steps)
         env, n = self.runner, self.runner.num_envs
         next_obs, env_state, reward, term, trunc, _ = jax.vmap(env.env.step, (0, 0, 0, None))(
-            jax.random.split(k_env, n), runner.env_state, out[Columns.ACTIONS], env.env_params)
+            jax.random.split(k_env, n), runner.env_state, env.to_env(out[Columns.ACTIONS]), env.env_params)
         done = term | trunc
         ret = runner.episode_return + reward
         step = {Columns.OBS: runner.obs, Columns.ACTIONS: out[Columns.ACTIONS], Columns.REWARDS: reward,

@@ -7,6 +7,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import nonfinite_code, quantity_names, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
@@ -35,7 +36,7 @@ class JaxPPO:
             raise ValueError("All-in-jit training supports single-agent configs; use the host loop for multi_agent()")
         self.config = config
         env, env_params = make_gymnax(config.env, config.env_config)
-        self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner)
+        self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
         obs_space, act_space = self.runner.observation_space, self.runner.action_space
         connector = None
         if config.env_to_module_connector is not None:

@@ -25,10 +25,29 @@ NEXT_ACTIONS = "next_actions"
 ACTOR_KEYS = ("pi_encoder", "pi")
 
 
+def check_sac_action_space(space: Any) -> None:
+    """SAC's squashed Gaussian needs a 1-D float Box with finite bounds (it acts in [-1, 1],
+    which the env runners map to [low, high])."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1 or not np.issubdtype(space.dtype, np.floating):
+        raise ValueError(f"DefaultSACRLModule needs a 1-D float Box action space; got {space}")
+    bounded = np.isfinite(space.low) & np.isfinite(space.high)
+    if not bounded.all():
+        dims = np.flatnonzero(~bounded).tolist()
+        raise ValueError(f"DefaultSACRLModule needs a bounded Box action space (finite low and high, which its "
+                         f"[-1, 1] actions are unsquashed to); got {space} with infinite bounds in dimension(s) {dims}")
+
+
 class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     """`pi_encoder` + `pi` (2·act_dim outputs for SquashedGaussian), `qf_encoder` + `qf` and,
     with `twin_q` (default True), `qf_twin_encoder` + `qf_twin`. The Q encoders are MLPs over
-    concat(obs, action) (RLlib 2.40's layout). Box actions only."""
+    concat(obs, action) (RLlib 2.40's layout). Bounded 1-D Box actions only: as RLlib's, the
+    policy acts in [-1, 1] and the env runners unsquash to [low, high]
+    (`environment(normalize_actions=True)`, the default); Q takes the module's [-1, 1] actions."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.action_space is not None:
+            check_sac_action_space(self.action_space)
 
     @nn.nowrap
     def config(self) -> DefaultModelConfig:
@@ -40,13 +59,8 @@ class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
 
     @nn.nowrap
     def get_inference_action_dist_cls(self) -> type:
-        space = self.action_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f"DefaultSACRLModule needs a 1-D Box action space; got {space}")
-        low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
-        if np.all(low == low[0]) and np.all(high == high[0]):
-            low, high = float(low[0]), float(high[0])
-        return SquashedGaussian.get_partial_dist_cls(low=low, high=high)
+        check_sac_action_space(self._require_action_space())
+        return SquashedGaussian  # [-1, 1], as RLlib's SAC
 
     @nn.nowrap
     def get_non_inference_attributes(self) -> list[str]:
