@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxrl_modules.algorithms.action_transform import make_env_action_fn
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import Columns
 
@@ -19,10 +20,14 @@ COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.REWARDS, Columns.TERMINATEDS, C
 
 
 def record_transitions(module: Any, params: Any, env: Any, num_steps: int, path: Any, *, env_config: dict | None = None,
-                       explore: bool = False, seed: int = 0) -> dict:
+                       explore: bool = False, seed: int = 0, normalize_actions: bool = True,
+                       clip_actions: bool = False) -> dict:
     """Rolls `module` out for `num_steps` env steps (deterministic unless `explore`), writes
-    the transitions to `path` (.npz) and returns `{"path", "episode_returns"}`."""
+    the transitions to `path` (.npz) and returns `{"path", "episode_returns"}`. The env receives
+    the module's actions as `environment(normalize_actions=, clip_actions=)` say; the file stores
+    the module's actions (as an algorithm's training batch does)."""
     env = make_env(env, env_config or {})
+    to_env = make_env_action_fn(env.action_space, normalize_actions, clip_actions)
     fn = module.phase_fn("exploration" if explore else "inference")
     act = jax.jit(lambda p, o, k: fn(p, {Columns.OBS: o}, k)[Columns.ACTIONS])
     cols: dict = {k: [] for k in COLUMNS}
@@ -30,7 +35,7 @@ def record_transitions(module: Any, params: Any, env: Any, num_steps: int, path:
     obs, _ = env.reset(seed=seed)
     for t in range(num_steps):
         action = np.asarray(act(params, np.asarray(obs, np.float32)[None], jax.random.key(seed * 1_000_003 + t)))[0]
-        next_obs, reward, term, trunc, _ = env.step(action)
+        next_obs, reward, term, trunc, _ = env.step(to_env(action))
         for key, value in zip(COLUMNS, (obs, action, reward, term, trunc, next_obs)):
             cols[key].append(np.asarray(value))
         ret += float(reward)

@@ -53,7 +53,8 @@ class DQNLearner:
         target = jax.lax.stop_gradient(td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_target,
                                                   fwd.get(QF_NEXT_PREDS) if cfg.double_q else None,
                                                   batch.get("discounts", cfg.gamma)))
-        q = jnp.take_along_axis(fwd[QF_PREDS], batch[Columns.ACTIONS][:, None].astype(jnp.int32), axis=-1)[:, 0]
+        index = batch[Columns.ACTIONS].astype(jnp.int32) - int(getattr(self.module.action_space, "start", 0))
+        q = jnp.take_along_axis(fwd[QF_PREDS], index[:, None], axis=-1)[:, 0]  # Q column i is action start + i
         err = q - target
         losses = optax.huber_loss(err) if cfg.td_error_loss_fn == "huber" else 0.5 * err ** 2
         return losses.mean(), {"qf_loss": losses.mean(), "qf_mean": q.mean(), "td_error_mean": jnp.abs(err).mean()}

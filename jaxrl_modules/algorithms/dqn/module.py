@@ -64,8 +64,13 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
             return adv
         return self.vf(emb) + adv - adv.mean(axis=-1, keepdims=True)
 
+    @nn.nowrap
+    def action_start(self) -> int:
+        """The Discrete space's `start`: Q column i is the action `start + i`."""
+        return int(self.action_space.start)
+
     def _forward_inference(self, batch: dict, **kwargs: Any) -> dict:
-        return {Columns.ACTIONS: jnp.argmax(self._q(batch[Columns.OBS]), axis=-1)}
+        return {Columns.ACTIONS: jnp.argmax(self._q(batch[Columns.OBS]), axis=-1) + self.action_start()}
 
     def _forward_exploration(self, batch: dict, t: Any = 0, **kwargs: Any) -> dict:
         """Epsilon-greedy with epsilon = schedule(t), t the lifetime env steps."""
@@ -74,7 +79,7 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
         k_coin, k_act = jax.random.split(self.make_rng("action"))
         random_actions = jax.random.randint(k_act, q.shape[:-1], 0, q.shape[-1])
         explore = jax.random.uniform(k_coin, q.shape[:-1]) < eps
-        return {Columns.ACTIONS: jnp.where(explore, random_actions, jnp.argmax(q, axis=-1))}
+        return {Columns.ACTIONS: jnp.where(explore, random_actions, jnp.argmax(q, axis=-1)) + self.action_start()}
 
     def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
         out = {QF_PREDS: self._q(batch[Columns.OBS])}
