@@ -70,7 +70,7 @@ def test_pendulum_continuous_actions_improve():
 
 
 def test_get_params_is_a_snapshot_and_module_access():
-    algo = gymnax_cartpole(train_batch_size_per_learner=128, minibatch_size=64).env_runners(
+    algo = gymnax_cartpole(train_batch_size_per_learner=128, minibatch_size=64, total_iterations=1).env_runners(
         rollout_fragment_length=32).build()
     before = algo.get_params()
     algo.train()
@@ -83,7 +83,7 @@ def test_get_params_is_a_snapshot_and_module_access():
 
 def test_resume_equals_uninterrupted_all_in_jit(tmp_path):
     def config():
-        return gymnax_cartpole(train_batch_size_per_learner=128, minibatch_size=64).env_runners(
+        return gymnax_cartpole(train_batch_size_per_learner=128, minibatch_size=64, total_iterations=4).env_runners(
             rollout_fragment_length=32).debugging(seed=3)
 
     straight = config().build()
