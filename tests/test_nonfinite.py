@@ -181,6 +181,15 @@ def test_ppo_host_names_the_param_leaf_and_keeps_the_finite_params():
     assert same(algo.get_params(), before) and finite(algo.get_params())
 
 
+def test_ppo_host_with_nan_gamma_stops_at_iteration_1_naming_a_loss():
+    algo = (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=1, rollout_fragment_length=16)
+            .rl_module(model_config=TINY).training(train_batch_size_per_learner=16, minibatch_size=16, num_epochs=1)).build()
+    object.__setattr__(algo.config, "gamma", float("nan"))  # past the settings checks: read when the update is traced
+    with pytest.raises(NonFiniteError, match=r"training iteration 1: non-finite policy_loss: value nan"):
+        algo.train()
+    assert finite(algo.get_params())
+
+
 def test_multi_agent_ppo_names_the_agent_whose_reward_is_nan():
     class NaNRewardCartPole(MultiAgentCartPole):
         def step(self, action_dict):
@@ -198,9 +207,10 @@ def test_dqn_host_stops_on_a_nan_reward_and_keeps_its_learner_state():
     algo = (DQNConfig().environment("nonfinite_test_env", env_config=poisoned_env("dqn", after=700))
             .env_runners(num_envs_per_env_runner=1).rl_module(model_config=TINY)
             .training(train_batch_size=8, num_steps_sampled_before_learning_starts=16)).build()
+    before = algo.get_params()
     with pytest.raises(NonFiniteError, match=r"training iteration 1: non-finite env reward: env index 0 at sampling step 699"):
         algo.train()
-    assert same(algo.get_params(), algo.module.init(jax.random.fold_in(jax.random.key(algo.config.seed), 1)))
+    assert same(algo.get_params(), before) and finite(algo._state()["learner"])
 
 
 def test_sac_host_never_steps_the_env_with_actions_from_nan_params():
