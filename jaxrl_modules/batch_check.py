@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl_modules.param_check import describe
+
 
 def _leaves(tree: Any, where: str) -> list[tuple[str, Any]]:
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
@@ -43,7 +45,7 @@ def check_state_in(initial_state: Any, state_in: Any, batch_size: int, where: st
     want = {p: _shape(x) for p, x in _leaves(initial_state, where)}
     if isinstance(initial_state, Mapping) and not isinstance(state_in, Mapping):
         raise TypeError(f"{where} must be a dict with keys {sorted(initial_state)} (get_initial_state() with a batch axis); "
-                        f"got {type(state_in).__name__}")
+                        f"got {describe(state_in)}")
     got = {p: _shape(x) for p, x in _leaves(state_in, where)}
     missing = [p for p in want if p not in got]
     if missing:

@@ -314,7 +314,12 @@ class MultiRLModule(RLModule):
 
 @dataclasses.dataclass
 class MultiRLModuleSpec:
-    """Specs of a MultiRLModule: a dict `{module_id: RLModuleSpec}` or one shared spec."""
+    """Specs of a MultiRLModule: a dict `{module_id: RLModuleSpec}` or one shared spec.
+
+    `inference_only=None` resolves to `all(sub_spec.inference_only)` (RLlib), and when it ends
+    up True every sub-spec becomes inference_only, so `from_module(spec.build()) == spec`.
+    One shared spec answers `mid in spec` and `spec[mid]` for any ModuleID.
+    """
 
     multi_rl_module_class: type = MultiRLModule
     observation_space: Any = None
@@ -327,22 +332,52 @@ class MultiRLModuleSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.rl_module_specs, RLModuleSpec):
+            self._resolve_inference_only()
             return
         if not isinstance(self.rl_module_specs, Mapping):
             raise ValueError("rl_module_specs must be a dict {module_id: RLModuleSpec} or one RLModuleSpec; "
                              f"got {type(self.rl_module_specs).__name__}")
+        self.rl_module_specs = dict(self.rl_module_specs)
+        for mid, spec in self.rl_module_specs.items():
+            err = module_id_error(mid, "MultiRLModuleSpec.rl_module_specs")
+            if err is not None:
+                raise err
+            if not isinstance(spec, RLModuleSpec):
+                raise TypeError(f"MultiRLModuleSpec.rl_module_specs[{mid!r}] must be an RLModuleSpec; "
+                                f"got {type(spec).__name__}")
+        if self.inference_only is not None and not isinstance(self.inference_only, bool):
+            raise TypeError(f"MultiRLModuleSpec.inference_only must be a bool or None; got {self.inference_only!r}")
+        self._resolve_inference_only()
+
+    def _resolve_inference_only(self) -> None:
+        specs = self.module_specs()
+        if self.inference_only is None:
+            if not specs:
+                return
+            self.inference_only = all(s.inference_only for s in specs.values())
+        if self.inference_only:
+            forced = {mid: s if s.inference_only else dataclasses.replace(s, inference_only=True) for mid, s in specs.items()}
+            if isinstance(self.rl_module_specs, RLModuleSpec):
+                self.rl_module_specs = forced[DEFAULT_MODULE_ID]
+            else:
+                self.rl_module_specs = forced
 
     def module_specs(self) -> dict:
         if isinstance(self.rl_module_specs, RLModuleSpec):
             return {DEFAULT_MODULE_ID: self.rl_module_specs}
         return dict(self.rl_module_specs)
 
+    def _check_id(self, module_id: Any, where: str) -> None:
+        err = module_id_error(module_id, f"MultiRLModuleSpec{where}")
+        if err is not None:
+            raise err
+
     def build(self, module_id: Optional[str] = None) -> Any:
         specs = self.module_specs()
         if module_id is not None:
-            if module_id not in specs:
-                raise KeyError(f"Module ID {module_id!r} not found; available: {sorted(specs)}")
-            return specs[module_id].build()
+            return self[module_id].build()
+        if not specs:
+            raise ValueError("MultiRLModuleSpec.build() needs at least one sub-spec; rl_module_specs is empty")
         inference_only = self.inference_only
         if inference_only is None:
             inference_only = all(s.inference_only for s in specs.values())
@@ -352,19 +387,48 @@ class MultiRLModuleSpec:
         )
 
     def __contains__(self, module_id: str) -> bool:
-        return module_id in self.module_specs()
+        if isinstance(self.rl_module_specs, RLModuleSpec):
+            return module_id_error(module_id, "") is None  # one spec shared by every ModuleID
+        return module_id in self.rl_module_specs
 
     def __getitem__(self, module_id: str) -> RLModuleSpec:
-        return self.module_specs()[module_id]
+        self._check_id(module_id, f"[{module_id!r}]")
+        if isinstance(self.rl_module_specs, RLModuleSpec):
+            return self.rl_module_specs
+        if module_id not in self.rl_module_specs:
+            raise KeyError(f"Module ID {module_id!r} not found; available: {sorted(self.rl_module_specs)}")
+        return self.rl_module_specs[module_id]
 
     def add_modules(self, module_specs: dict, override: bool = True) -> None:
+        """RLlib's: new ids are added; existing ones are replaced (override) or only have their
+        unset fields filled in. Adding a non-inference-only spec makes this spec non-inference-only."""
+        if not isinstance(module_specs, Mapping):
+            raise TypeError(f"MultiRLModuleSpec.add_modules takes a dict {{module_id: RLModuleSpec}}; "
+                            f"got {type(module_specs).__name__}")
         specs = self.module_specs()
         for mid, spec in module_specs.items():
+            self._check_id(mid, ".add_modules")
+            if not isinstance(spec, RLModuleSpec):
+                raise TypeError(f"MultiRLModuleSpec.add_modules: the spec of {mid!r} must be an RLModuleSpec; "
+                                f"got {type(spec).__name__}")
             if override or mid not in specs:
                 specs[mid] = spec
             else:
-                specs[mid].update(spec, override=False)
+                specs[mid] = dataclasses.replace(specs[mid]).update(spec, override=False)
+            if not spec.inference_only:
+                self.inference_only = False
         self.rl_module_specs = specs
+
+    def update(self, other: "MultiRLModuleSpec", override: bool = False) -> "MultiRLModuleSpec":
+        """Merges `other`'s sub-specs into this one (RLlib): with `override`, `other`'s specs replace
+        those of the same ids; without, existing ids keep their spec (only unset fields filled)."""
+        if not isinstance(other, MultiRLModuleSpec):
+            raise TypeError(f"MultiRLModuleSpec.update takes a MultiRLModuleSpec; got {type(other).__name__}")
+        if isinstance(self.rl_module_specs, RLModuleSpec) and isinstance(other.rl_module_specs, RLModuleSpec):
+            self.rl_module_specs = dataclasses.replace(self.rl_module_specs).update(other.rl_module_specs, override)
+        else:
+            self.add_modules(other.module_specs(), override=override)
+        return self
 
     def remove_modules(self, module_ids: Any) -> None:
         specs = self.module_specs()
@@ -372,7 +436,13 @@ class MultiRLModuleSpec:
             specs.pop(mid, None)
         self.rl_module_specs = specs
 
+    def as_multi_rl_module_spec(self) -> "MultiRLModuleSpec":
+        return self
+
     @classmethod
     def from_module(cls, module: MultiRLModule) -> "MultiRLModuleSpec":
+        if not isinstance(module, MultiRLModule):
+            raise TypeError(f"MultiRLModuleSpec.from_module takes a MultiRLModule; got {type(module).__name__} "
+                            "(use RLModuleSpec.from_module, or module.as_multi_rl_module())")
         return cls(type(module), module.observation_space, module.action_space, module.inference_only,
                    module.model_config, dict(module._specs()))

@@ -38,6 +38,17 @@ def flat_spec(tree: Any) -> dict:
     return {jax.tree_util.keystr(p): _leaf_spec(x) for p, x in flat}
 
 
+def _top_keys(spec: dict) -> list:
+    return sorted({p[2:p.index("']")] if p.startswith("['") and "']" in p else p for p in spec})
+
+
+def describe(x: Any) -> str:
+    """What a value is, for messages (traced arrays by shape and dtype, not by tracer class)."""
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return f"an array of shape {tuple(x.shape)} {x.dtype}"
+    return type(x).__name__
+
+
 def _fmt(shape: tuple, dtype: str) -> str:
     return f"{tuple(shape)} {dtype}"
 
@@ -53,7 +64,7 @@ def check_params(expected_abstract: Any, params: Any, where: str, *, lead: tuple
     """
     expected = expected_abstract.spec if isinstance(expected_abstract, FlatSpec) else flat_spec(expected_abstract)
     if not isinstance(params, Mapping):
-        raise TypeError(f"{where}: {root} must be a dict pytree as init() returns it; got {type(params).__name__}")
+        raise TypeError(f"{where}: {root} must be a dict pytree as init() returns it; got {describe(params)}")
     ignore = frozenset(ignore)
     got_tree = {k: v for k, v in params.items() if k not in ignore} if ignore else params
     got = flat_spec(got_tree)
@@ -71,7 +82,7 @@ def check_params(expected_abstract: Any, params: Any, where: str, *, lead: tuple
     for path, (shape, dtype) in got.items():
         if path not in expected:
             raise ValueError(f"{where}: {root}{path} with shape {_fmt(shape, dtype)} is not part of the module; it has "
-                             f"top-level keys {sorted({p.split(']')[0] + ']' for p in expected})}")
+                             f"top-level keys {_top_keys(expected)}")
 
 
 class FlatSpec:

@@ -168,7 +168,7 @@ class RLModule(nn.Module):
             if where is None:
                 where = f"{type(self).__name__}.forward_{phase}" if phase in PHASES else f"{type(self).__name__}.{phase}"
             acting = phase in ("exploration", "inference")
-            check_params(expected, params, where, ignore=self._non_acting() if acting else (), root=root, lead=lead)
+            check_params(expected, params, where, ignore=self._inference_drops() if acting else (), root=root, lead=lead)
 
     # ----------------------------------------------------------------- functional API
     @nn.nowrap
@@ -260,6 +260,14 @@ class RLModule(nn.Module):
                 isinstance(self, InferenceOnlyAPI) and not self.inference_only) else frozenset()
             object.__setattr__(self, "_non_acting_keys", drop)
         return drop
+
+    @nn.nowrap
+    def _inference_drops(self) -> frozenset:
+        """Top-level params keys of the non-inference attributes, also for an inference_only module
+        (which then accepts the learner's params and ignores them when acting)."""
+        if not isinstance(self, InferenceOnlyAPI):
+            return frozenset()
+        return frozenset(name.split(".")[0] for name in self.get_non_inference_attributes())
 
     @nn.nowrap
     def _acting_params(self, params: Any) -> Any:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from jaxrl_modules.batch_check import check_module_axis, check_rng
 from jaxrl_modules.columns import Columns
+from jaxrl_modules.param_check import describe
 
 
 def module_keys(rng: jax.Array, mids: Sequence[str]) -> jax.Array:
@@ -64,7 +65,7 @@ class StackedRLModules:
                 check_rng(rng, where, required=phase == "exploration")
                 self.module._check_params(params, phase, where=where, root="stacked params", lead=(n,))
                 if not isinstance(batch, Mapping) or Columns.OBS not in batch:
-                    got = sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__
+                    got = sorted(batch) if isinstance(batch, Mapping) else describe(batch)
                     raise ValueError(f"{where}: the batch must be a dict with {Columns.OBS!r} of shape (N={n}, B, ...); "
                                      f"got {got}")
                 check_module_axis(batch, n, f"{where}: batch", f" (one slice per ModuleID {list(self.mids)})")
