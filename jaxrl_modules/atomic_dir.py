@@ -55,6 +55,10 @@ def new_save_id() -> str:
 
 
 # ----------------------------------------------------------------------------- target checks
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" or word.startswith("rl_") else "a ") + word
+
+
 def _describe(path: Path) -> str:
     if path.is_symlink():
         return f"a symbolic link to {os.readlink(path)!r}"
@@ -95,7 +99,7 @@ def check_target(path: Any, kind: str, identify: Identify) -> Path:
         return target
     if not target.is_dir():
         raise ValueError(f"Refusing to save a checkpoint to {raw!r}: {_describe(target)} is there; expected a new path, "
-                         f"an empty directory or a {kind} checkpoint. Nothing was changed")
+                         f"an empty directory or {_a(kind)} checkpoint. Nothing was changed")
     entries = sorted(os.listdir(target))
     if not entries:
         return target
@@ -107,11 +111,11 @@ def check_target(path: Any, kind: str, identify: Identify) -> Path:
                          "an empty directory or one of our checkpoints. Nothing was changed")
     found_kind, allowed = found
     if found_kind != kind:
-        raise ValueError(f"Refusing to save a {kind} checkpoint to {raw!r}: it holds a {found_kind} checkpoint, which would "
+        raise ValueError(f"Refusing to save {_a(kind)} checkpoint to {raw!r}: it holds {_a(found_kind)} checkpoint, which would "
                          "be replaced; delete it first or choose another path. Nothing was changed")
     foreign = [e for e in entries if e not in allowed]
     if foreign:
-        raise ValueError(f"Refusing to save a checkpoint to {raw!r}: it is a {kind} checkpoint but also holds {foreign[:5]}, "
+        raise ValueError(f"Refusing to save a checkpoint to {raw!r}: it is {_a(kind)} checkpoint but also holds {foreign[:5]}, "
                          f"which are not part of one (expected only {sorted(allowed)}). Nothing was changed")
     return target
 

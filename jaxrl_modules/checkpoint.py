@@ -253,7 +253,8 @@ def _validate_metadata(meta: Any, where: str) -> dict:
         if key not in meta:
             raise ValueError(f"{where} lacks the key {key!r} (expected keys: {sorted(required)}); it has {sorted(meta)}")
         if not isinstance(meta[key], types):
-            names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            kinds = types if isinstance(types, tuple) else (types,)
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in kinds)
             _bad(f"{where} key {key!r}", f"a {names}", meta[key])
     if ":" not in meta["module_class"]:
         _bad(f"{where} key 'module_class'", "an import path 'package.module:ClassName'", meta["module_class"])
