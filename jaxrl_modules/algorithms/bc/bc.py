@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.algorithm import Algorithm
-from jaxrl_modules.algorithms.bc.offline import load_transitions
+from jaxrl_modules.algorithms.bc.offline import check_transitions, load_transitions
 from jaxrl_modules.algorithms.env_runner import evaluate_policy
 from jaxrl_modules.algorithms.nonfinite import nonfinite_code, raise_for_code
 from jaxrl_modules.algorithms.registry import make_env
@@ -23,6 +23,7 @@ class BC(Algorithm):
             raise ValueError("BC needs recorded transitions: call config.offline_data(input_=path)")
         self.data = load_transitions(cfg.input_)
         obs_space, act_space = self._spaces()
+        check_transitions(self.data, obs_space, act_space)
         self.module = cfg.module_spec_for(obs_space, act_space).build()
         self.learner = cfg.get_default_learner_class()(self.module, cfg)
         self.rng = jax.random.key(cfg.seed)

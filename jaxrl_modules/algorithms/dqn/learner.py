@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrl_modules.algorithms.dqn.module import QF_NEXT_PREDS, QF_PREDS, QF_TARGET_NEXT_PREDS
+from jaxrl_modules.algorithms.dqn.module import QF_NEXT_PREDS, QF_PREDS
 from jaxrl_modules.algorithms.optim import adam_with_clip
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
@@ -49,7 +49,8 @@ class DQNLearner:
     def loss(self, params: Any, target_params: Any, batch: dict) -> tuple:
         cfg = self.config
         fwd = self.train_fn(params, batch)
-        q_target = self.module.apply({"params": target_params}, batch, method="_forward_target")[QF_TARGET_NEXT_PREDS]
+        q_target = self.module.apply({"params": target_params}, {Columns.OBS: batch[Columns.NEXT_OBS]},
+                                     method="_forward_target")[QF_PREDS]
         target = jax.lax.stop_gradient(td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_target,
                                                   fwd.get(QF_NEXT_PREDS) if cfg.double_q else None,
                                                   batch.get("discounts", cfg.gamma)))

@@ -91,4 +91,6 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
         return {QF_PREDS: self._q(batch[Columns.OBS])}
 
     def _forward_target(self, batch: dict) -> dict:
-        return {QF_TARGET_NEXT_PREDS: self._q(batch[Columns.NEXT_OBS])}
+        """Q values of `batch["obs"]` under the (target) params it is applied with, as RLlib's
+        `forward_target`; the learner passes the next observations in as `obs`."""
+        return {QF_PREDS: self._q(batch[Columns.OBS])}
