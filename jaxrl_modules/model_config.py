@@ -63,7 +63,7 @@ def get_activation_fn(name: Union[str, Callable, None]) -> Optional[Callable]:
     if name is None or callable(name):
         return name
     if not isinstance(name, str):
-        raise TypeError(f"activation must be a str, callable or None; got {type(name).__name__}")
+        raise TypeError(f"activation must be a str, callable or None; got {name!r} ({type(name).__name__})")
     key = _activation_key(name)
     if key not in _ACTIVATION_KEYS:
         raise ValueError(

@@ -58,14 +58,15 @@ def _range_text(kind: str, low: Any, high: Any, low_open: bool, high_open: bool)
 def real(low: Any = None, high: Any = None, *, low_open: bool = False, high_open: bool = False,
          allow_inf: bool = False) -> Check:
     """A number (not a bool, not a string) in the range; NaN always rejected, inf unless `allow_inf`."""
-    expected = _range_text("a number", low, high, low_open, high_open)
+    bounded = low is not None and high is not None
+    expected = _range_text("a number" if allow_inf or bounded else "a finite number", low, high, low_open, high_open)
 
     def check(name: str, value: Any) -> Any:
         if not is_real(value):
             fail(name, expected, value, TypeError)
         v = float(value)
         if math.isnan(v) or (math.isinf(v) and not allow_inf):
-            fail(name, f"a finite number ({expected})", value)
+            fail(name, expected if "finite" in expected else f"a finite number ({expected})", value)
         below = low is not None and (v <= low if low_open else v < low)
         above = high is not None and (v >= high if high_open else v > high)
         if below or above:
