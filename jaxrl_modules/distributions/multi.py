@@ -88,16 +88,26 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
     def _describe(self) -> str:
         return f"{type(self).__name__} of {self._structure()}"
 
+    def _child_sizes(self) -> list:
+        return [d.flat_action_size() if isinstance(d, MultiDistribution) else int(np.prod(d.event_shape)) if d.event_shape
+                else 1 for d in self._flat()]
+
+    def flat_action_size(self) -> int:
+        """Columns of RLlib's flat `[B, n]` action form: one per Categorical, `k` per
+        MultiCategorical, `d` per d-dim Box child (nested MultiDistributions add up)."""
+        return sum(self._child_sizes())
+
     def _split_flat(self, value: Any) -> list:
-        """RLlib's flat `[B, n]` form: one column per Categorical, `k` per MultiCategorical,
-        `d` per d-dim Box child."""
-        sizes = [int(np.prod(d.event_shape)) if d.event_shape else 1 for d in self._flat()]
+        sizes = self._child_sizes()
         if value.ndim < 1 or value.shape[-1] != sum(sizes):
             raise ValueError(f"MultiDistribution.logp: expected actions structured as {self._structure()} or one "
                              f"array [B, {sum(sizes)}] (child action sizes {sizes}); received {describe(value)}")
         parts = jnp.split(value, np.cumsum(sizes)[:-1].tolist(), axis=-1)
         out = []
         for d, part in zip(self._flat(), parts):
+            if isinstance(d, MultiDistribution):
+                out.append(part)
+                continue
             if not d.event_shape:
                 part = part[..., 0]
             integer = isinstance(d, (Categorical, MultiCategorical)) or (
@@ -118,7 +128,8 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
             except (ValueError, TypeError):
                 raise ValueError(f"MultiDistribution.logp: expected actions structured as {self._structure()} "
                                  f"(or one flat array); received {describe(value)}") from None
-        values = [as_array(v, "MultiDistribution.logp", "an array per child") for v in values]
+        values = [v if isinstance(d, MultiDistribution) else as_array(v, "MultiDistribution.logp", "an array per child")
+                  for d, v in zip(self._flat(), values)]
         return sum(d.log_prob(v) for d, v in zip(self._flat(), values))
 
     def entropy(self) -> jax.Array:
