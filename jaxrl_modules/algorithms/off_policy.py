@@ -109,7 +109,7 @@ class OffPolicyAlgorithm(Algorithm):
             if first >= 0:
                 name = self.jax_algo.nonfinite_names[int(metrics["first_nonfinite_code"][-1])]
                 inner = jax.tree_util.tree_map(lambda x: x[first], metrics)
-                detail = describe_named(name, {"metrics": inner}) or "in the all-in-jit rollout"
+                detail = describe_named(name, {"metrics": inner}) or "inside the jitted iteration"
                 raise NonFiniteError(name, iteration, f"{detail} (jitted step {first + 1} of {len(metrics['num_episodes'])} "
                                      "in this iteration)", "the algorithm keeps its whole state from before this iteration")
             self.state = state

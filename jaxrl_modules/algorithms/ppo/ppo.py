@@ -155,7 +155,7 @@ class PPO(Algorithm):
             if code >= 0:
                 name = self.jax_ppo.nonfinite_names[code]
                 values = {"metrics": metrics, "params": train_state.learner.params}
-                raise NonFiniteError(name, iteration, describe_named(name, values) or "in the all-in-jit rollout")
+                raise NonFiniteError(name, iteration, describe_named(name, values) or "inside the jitted iteration")
             self.train_state = train_state
             if metrics["num_episodes"] > 0:
                 self._last_return = float(metrics["episode_return_mean"])
