@@ -88,3 +88,55 @@ def test_with_and_without_module(multi):
 def test_inference_only_multi_drops_critics(ppo_spec):
     m = MultiRLModuleSpec(rl_module_specs={"a": ppo_spec}, inference_only=True).build()
     assert "vf" not in m.init(jax.random.key(0))["a"]
+
+
+def test_rllib_multi_module_fidelity(multi, ppo_spec):
+    """as_multi_rl_module() is the module itself; keys() is set-like; from_module(build()) == spec
+    with inference_only resolved from the sub-specs; update() merges as RLlib's."""
+    assert multi.as_multi_rl_module() is multi
+    keys = multi.keys()
+    assert keys == {"a", "b", "c", "box"} and keys & {"a", "zz"} == {"a"} and keys | {"d"} == {"a", "b", "c", "box", "d"}
+    assert list(keys) == ["a", "b", "c", "box"]
+    spec = MultiRLModuleSpec(rl_module_specs={"p0": ppo_spec, "p1": ppo_spec})
+    assert spec.inference_only is False and MultiRLModuleSpec.from_module(spec.build()) == spec
+    inf = MultiRLModuleSpec(rl_module_specs={"p0": RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT,
+                                                                inference_only=True)})
+    assert inf.inference_only is True and MultiRLModuleSpec.from_module(inf.build()) == inf
+    forced = MultiRLModuleSpec(rl_module_specs={"p0": ppo_spec}, inference_only=True)
+    assert forced["p0"].inference_only and not ppo_spec.inference_only  # the user's spec is not mutated
+    assert MultiRLModuleSpec.from_module(forced.build()) == forced
+    big = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config={"fcnet_hiddens": [8]})
+    other = MultiRLModuleSpec(rl_module_specs={"p0": big, "p2": big})
+    kept = MultiRLModuleSpec(rl_module_specs={"p0": ppo_spec}).update(other)  # RLlib's default: override=False
+    assert set(kept.module_specs()) == {"p0", "p2"} and kept["p0"] == ppo_spec
+    replaced = MultiRLModuleSpec(rl_module_specs={"p0": ppo_spec}).update(other, override=True)
+    assert set(replaced.module_specs()) == {"p0", "p2"} and replaced["p0"] is big
+    assert replaced.inference_only is False
+
+
+def test_one_shared_spec_answers_every_module_id(ppo_spec):
+    shared = MultiRLModuleSpec(rl_module_specs=ppo_spec)
+    assert "p0" in shared and "agent_7" in shared and shared["agent_7"] is ppo_spec
+    assert shared.build().keys() == {"default_policy"}
+    assert isinstance(shared.build("agent_7"), DefaultPPORLModule)
+
+
+def test_get_module_of_multi_agent_algorithms():
+    """get_module() without an id is the whole MultiRLModule; one shared spec for every agent is
+    one module under default_policy; an unknown id lists the available ones."""
+    from jaxrl_modules import MultiRLModule
+    from jaxrl_modules.algorithms.ppo import PPOConfig
+    from jaxrl_modules.envs import MultiAgentCartPole
+
+    base = (PPOConfig().environment(MultiAgentCartPole, env_config={"num_agents": 2})
+            .rl_module(model_config={"fcnet_hiddens": [4]}).training(train_batch_size_per_learner=64, minibatch_size=32))
+    two = base.copy().multi_agent(policies={"p0", "p1"}, policy_mapping_fn=lambda aid, *a, **kw: f"p{aid}").build()
+    module = two.get_module()
+    assert isinstance(module, MultiRLModule) and module.keys() == {"p0", "p1"}
+    assert two.get_module("p1") is module["p1"] and set(two.get_params()) == {"p0", "p1"}
+    with pytest.raises(KeyError, match=r"'zz' not found; available: \['p0', 'p1'\]"):
+        two.get_module("zz")
+    spec = RLModuleSpec(DefaultPPORLModule, model_config={"fcnet_hiddens": [4]})
+    shared = (base.copy().rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=spec))
+              .multi_agent(policy_mapping_fn=lambda aid, *a, **kw: "default_policy")).build()
+    assert isinstance(shared.get_module(), MultiRLModule) and shared.get_module().keys() == {"default_policy"}

@@ -182,3 +182,68 @@ def test_bc_module(small_config):
 def test_spec_build_needs_observation_space():
     with pytest.raises(ValueError, match="needs an observation_space"):
         RLModuleSpec(DefaultPPORLModule, action_space=CARTPOLE_ACT).build()
+
+
+def test_param_and_batch_checks_run_only_at_trace_time(monkeypatch):
+    """The params comparison with init's structure runs when a jitted forward is traced, never
+    per call: the same trace counter as above, plus a counter on the check itself."""
+    import jaxrl_modules.rl_module as rl_module_lib
+
+    calls = {"params": 0, "rng": 0}
+    real_params, real_rng = rl_module_lib.check_params, rl_module_lib.check_rng
+
+    def counting_params(*args, **kwargs):
+        calls["params"] += 1
+        return real_params(*args, **kwargs)
+
+    def counting_rng(*args, **kwargs):
+        calls["rng"] += 1
+        return real_rng(*args, **kwargs)
+
+    monkeypatch.setattr(rl_module_lib, "check_params", counting_params)
+    monkeypatch.setattr(rl_module_lib, "check_rng", counting_rng)
+    m = CountingModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT)
+    params = m.init(jax.random.key(0))
+    CountingModule.traces = 0
+    for i in range(20):
+        m.forward_exploration(params, {Columns.OBS: np.full((3, 4), i, np.float32)}, jax.random.key(i))
+    for i in range(20):
+        m.forward_inference(params, {Columns.OBS: np.full((3, 4), i, np.float32)})
+    assert CountingModule.traces == 2 and calls == {"params": 2, "rng": 2}  # one trace per phase, no per-call work
+    with pytest.raises(ValueError, match=r"params\['net'\]\['kernel'\] has shape \(4, 3\)"):
+        m.forward_inference({"net": {"kernel": np.zeros((4, 3), np.float32), "bias": np.zeros(2, np.float32)}},
+                            {Columns.OBS: np.zeros((3, 4), np.float32)})
+
+
+def test_dqn_forward_target_is_q_of_target_params_on_obs():
+    """RLlib's forward_target: Q values of batch["obs"] under the target params; the DQN learner's
+    TD target uses them on the next observations."""
+    from jaxrl_modules.algorithms.dqn import DefaultDQNRLModule
+    from jaxrl_modules.algorithms.dqn.learner import DQNLearner, td_targets
+    from jaxrl_modules.algorithms.dqn.module import QF_PREDS
+    from jaxrl_modules.algorithms.dqn.config import DQNConfig
+
+    m = DefaultDQNRLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT, model_config={"fcnet_hiddens": [4]})
+    params = m.init(jax.random.key(0))
+    target = jax.tree_util.tree_map(lambda x: x + 0.5, params)
+    rng = np.random.default_rng(0)
+    obs, next_obs = (rng.normal(size=(5, 4)).astype(np.float32) for _ in range(2))
+    q_target = m.forward_target(target, {Columns.OBS: obs})[QF_PREDS]
+    assert q_target.shape == (5, 2)
+    assert jnp.allclose(q_target, m.compute_q_values(target, {Columns.OBS: obs})[QF_PREDS])
+    assert not jnp.allclose(q_target, m.compute_q_values(params, {Columns.OBS: obs})[QF_PREDS])
+    cfg = DQNConfig().training(double_q=False, gamma=0.9)
+    learner = DQNLearner(m, cfg)
+    batch = {Columns.OBS: obs, Columns.NEXT_OBS: next_obs, Columns.ACTIONS: np.zeros(5, np.int32),
+             Columns.REWARDS: np.ones(5, np.float32), Columns.TERMINATEDS: np.zeros(5, bool)}
+    _, metrics = learner.loss(params, target, batch)
+    q = m.compute_q_values(params, {Columns.OBS: obs})[QF_PREDS][:, 0]
+    y = td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS],
+                   m.compute_q_values(target, {Columns.OBS: next_obs})[QF_PREDS], None, 0.9)
+    assert jnp.allclose(metrics["td_error_mean"], jnp.abs(q - y).mean(), atol=1e-5)
+
+
+def test_raw_uint32_keys_and_typed_keys_sample_alike(ppo_module, ppo_params, obs_batch):
+    raw = ppo_module.forward_exploration(ppo_params, {Columns.OBS: obs_batch}, jax.random.PRNGKey(11))
+    typed = ppo_module.forward_exploration(ppo_params, {Columns.OBS: obs_batch}, jax.random.key(11))
+    assert jnp.array_equal(raw[Columns.ACTIONS], typed[Columns.ACTIONS])
