@@ -14,8 +14,10 @@ labels as listed above are sorted by JAX, so the order is "env observation", "en
 (`params['pi']['Dense_0']['kernel']`), the env parts by their label.
 
 Algorithms raise `NonFiniteError` (a `FloatingPointError`) from `train()` naming the
-iteration and the first non-finite quantity; the all-in-jit `build_train_fn` carries the
-first non-finite iteration through its scan instead (see `carry_first_nonfinite`).
+iteration and the first non-finite quantity, keeping their state from before that iteration.
+The all-in-jit `build_train_fn` cannot raise; its metrics carry, per iteration,
+"nonfinite_code" and the running "first_nonfinite_iteration" / "first_nonfinite_code" (see
+`scan_with_first_nonfinite`), and `train.nonfinite_names[code]` names a code's quantity.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def nonfinite_code(tree: Any) -> jax.Array:
 
 
 def describe(value: Any) -> str:
-    """`nan`, or for arrays how many values are non-finite and the first one with its index."""
+    """`value nan` for a scalar; for an array, how many values are non-finite and the first one with its index."""
     arr = np.asarray(value)
     if arr.ndim == 0:
         return f"value {arr.item()}"
@@ -114,7 +116,7 @@ def first_nonfinite(tree: Any) -> tuple[bool, Optional[str]]:
     return False, None
 
 
-def raise_for_code(code: Any, tree: Any, iteration: Optional[int], kept: str = KEPT_STATE, where: str = "") -> None:
+def raise_for_code(code: Any, tree: Any, iteration: Optional[int], kept: str = KEPT_STATE) -> None:
     """Raises `NonFiniteError` for a code from `nonfinite_code(tree)` (no-op when -1). `tree` may
     still be on the device: it is fetched only when there is something to report."""
     code = int(code)
@@ -122,7 +124,7 @@ def raise_for_code(code: Any, tree: Any, iteration: Optional[int], kept: str = K
         return
     name = quantity_names(tree)[code]
     leaf = jax.device_get(jax.tree_util.tree_leaves(tree)[code])
-    raise NonFiniteError(name, iteration, describe(leaf) + where, kept)
+    raise NonFiniteError(name, iteration, describe(leaf), kept)
 
 
 def describe_named(name: str, tree: Any) -> str:
