@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import gymnasium as gym
 import jax
@@ -162,8 +163,10 @@ def test_reader_never_fails_while_two_writers_save(tmp_path, module, params):
     try:
         for w in writers:
             wait_ready(w)
-        seen, loads, deadline = set(), 0, time.monotonic() + 4.0
+        seen, loads, deadline = set(), 0, time.monotonic() + 3.0
         while time.monotonic() < deadline:
+            for _ in range(300):  # a tight poll without the readers' lock: the path is never without a checkpoint
+                assert (path / "metadata.json").is_file() and (path / "params").is_dir() and (path / "class.pkl").is_file()
             if loads % 4 == 3:
                 loaded, restored = RLModule.from_checkpoint(path)
                 assert isinstance(loaded, DefaultPPORLModule)
@@ -199,6 +202,42 @@ def test_kill_9_at_random_points_leaves_a_loadable_checkpoint(tmp_path, module, 
         module.save_to_path(p, filled(params, 5.0))
         assert the_value(module.restore_from_path(p)) == 5.0
     assert dot_entries(tmp_path) == [live.name]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at one step of a save (with cleanup disabled, the disk is left as a kill leaves it)."""
+
+
+@pytest.mark.parametrize("point", ["mid_write", "before_swap", "after_swap"])
+def test_death_at_each_step_of_a_save_leaves_a_loadable_checkpoint(tmp_path, monkeypatch, module, params, point):
+    module.save_to_path(tmp_path / "c", filled(params, 1.0))
+    with monkeypatch.context() as m:
+        m.setattr(atomic, "shutil", SimpleNamespace(rmtree=lambda *args, **kwargs: None))  # a killed process cleans nothing
+        if point == "mid_write":
+            write_json = checkpoint._write_json
+
+            def die_before_metadata(file, data):
+                if file.name == "metadata.json":
+                    raise Killed
+                write_json(file, data)
+
+            m.setattr(checkpoint, "_write_json", die_before_metadata)
+        else:
+            swap_in = atomic._swap_in
+
+            def die_around_swap(tmp, target):
+                if point == "after_swap":
+                    swap_in(tmp, target)
+                raise Killed
+
+            m.setattr(atomic, "_swap_in", die_around_swap)
+        with pytest.raises(Killed):
+            module.save_to_path(tmp_path / "c", filled(params, 2.0))
+    assert the_value(module.restore_from_path(tmp_path / "c")) == (2.0 if point == "after_swap" else 1.0)
+    [leftover] = dot_entries(tmp_path)
+    os.rename(tmp_path / leftover, tmp_path / leftover.replace(f"-{os.getpid()}-", f"-{dead_pid()}-"))  # its writer died
+    module.save_to_path(tmp_path / "c", filled(params, 3.0))
+    assert the_value(module.restore_from_path(tmp_path / "c")) == 3.0 and dot_entries(tmp_path) == []
 
 
 def test_interrupted_write_keeps_the_old_checkpoint(tmp_path, monkeypatch, module, params):
