@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrl_modules.algorithms.sac.module import ACTOR_KEYS, NEXT_ACTIONS, QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
+from jaxrl_modules.algorithms.sac.module import ACTOR_KEYS, QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
 from jaxrl_modules.algorithms.optim import adam_with_clip
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
@@ -55,7 +55,7 @@ class SACLearner:
         k_next, k_curr = jax.random.split(rng)
         next_fwd = m.apply({"params": params}, {Columns.OBS: batch[Columns.NEXT_OBS]}, method="_forward")
         next_actions, next_logp = self._dist(next_fwd).sample_and_log_prob(seed=k_next)
-        target_batch = {**batch, NEXT_ACTIONS: next_actions}
+        target_batch = {Columns.OBS: batch[Columns.NEXT_OBS], Columns.ACTIONS: next_actions}
         q_next = m.apply({"params": state.target_params}, target_batch, method="_forward_target")[QF_TARGET_NEXT]
         not_done = 1.0 - batch[Columns.TERMINATEDS].astype(jnp.float32)
         y = jax.lax.stop_gradient(batch[Columns.REWARDS] + cfg.gamma * not_done * (q_next - alpha * next_logp))

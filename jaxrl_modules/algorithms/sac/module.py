@@ -103,6 +103,7 @@ class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
         return {QF_PREDS: jnp.minimum(q1, q2)}
 
     def _forward_target(self, batch: dict) -> dict:
-        """min(Q1, Q2) at (new_obs, next_actions), run with the target params."""
-        q1, q2 = self.q_values(batch[Columns.NEXT_OBS], batch.get(NEXT_ACTIONS, batch[Columns.ACTIONS]))
+        """min(Q1, Q2) at (batch["obs"], batch["actions"]) under the target params, as RLlib's
+        `forward_target`; the learner passes the next observations and next actions in."""
+        q1, q2 = self.q_values(batch[Columns.OBS], batch[Columns.ACTIONS])
         return {QF_TARGET_NEXT: jnp.minimum(q1, q2)}
