@@ -32,13 +32,19 @@ def _to_numpy_leaves(tree: Any) -> tuple[dict, Any]:
     return out, treedef
 
 
+def _saved_shape_dtype(x: Any) -> tuple[tuple, Any]:
+    """Shape and dtype of a state leaf as saved (key data for typed keys), without copying it to the host."""
+    x = jax.random.key_data(x) if _is_key(x) else x
+    return tuple(np.shape(x)), jax.numpy.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+
+
 def _state_spec(tree: Any) -> dict:
     """`{leaf_XXXXX: {"path", "shape", "dtype"}}` of the state as saved: algorithm.json's readable index."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     spec = {}
     for i, (path, x) in enumerate(flat):
-        x = np.asarray(jax.random.key_data(x) if _is_key(x) else x)
-        spec[f"leaf_{i:05d}"] = {"path": jax.tree_util.keystr(path), "shape": list(x.shape), "dtype": str(x.dtype)}
+        shape, dtype = _saved_shape_dtype(x)
+        spec[f"leaf_{i:05d}"] = {"path": jax.tree_util.keystr(path), "shape": list(shape), "dtype": str(dtype)}
     return spec
 
 
@@ -53,16 +59,16 @@ def _from_numpy_leaves(stored: dict, like: Any, where: str = "Algorithm checkpoi
         if key not in stored:
             raise ValueError(f"{where} lacks state array {key} (state{jax.tree_util.keystr(path)}); it has {sorted(stored)[:5]}")
         value = np.asarray(stored[key])
-        expected = np.asarray(jax.random.key_data(x) if _is_key(x) else x)
-        if tuple(value.shape) != tuple(expected.shape):
+        shape, dtype = _saved_shape_dtype(x)
+        if tuple(value.shape) != shape:
             raise ValueError(f"{where} state array {i} (state{jax.tree_util.keystr(path)}) has shape {tuple(value.shape)}; "
-                             f"this algorithm expects {tuple(expected.shape)} (was it saved with a different config?)")
+                             f"this algorithm expects {shape} (was it saved with a different config?)")
         if _is_key(x):
-            restored.append(jax.random.wrap_key_data(value.astype(expected.dtype), impl=jax.random.key_impl(x)))
+            restored.append(jax.random.wrap_key_data(value.astype(dtype), impl=jax.random.key_impl(x)))
         elif isinstance(x, jax.Array):
             restored.append(jax.numpy.asarray(value, dtype=x.dtype))
         else:  # host-side numpy state (counters) stays numpy, keeping e.g. int64
-            restored.append(np.asarray(value, dtype=expected.dtype))
+            restored.append(np.asarray(value, dtype=dtype))
     return jax.tree_util.tree_unflatten(treedef, restored)
 
 
@@ -241,7 +247,7 @@ class Algorithm:
                 wanted = f"shape {tuple(want['shape'])} {want['dtype']} at {want['path']}" if want else "no such array"
                 raise ValueError(f"{where} state array {key} ({entry.get('path', '?')}) has {got}; this algorithm expects "
                                  f"{wanted} (was it saved with a different config?)")
-        target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in _to_numpy_leaves(like)[0].items()}
+        target = {k: jax.ShapeDtypeStruct(tuple(v["shape"]), jax.numpy.dtype(v["dtype"])) for k, v in expected.items()}
         try:
             with ocp.StandardCheckpointer() as ckptr:
                 stored = ckptr.restore(path / "algorithm_state", target)
