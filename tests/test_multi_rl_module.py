@@ -140,3 +140,15 @@ def test_get_module_of_multi_agent_algorithms():
     shared = (base.copy().rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=spec))
               .multi_agent(policy_mapping_fn=lambda aid, *a, **kw: "default_policy")).build()
     assert isinstance(shared.get_module(), MultiRLModule) and shared.get_module().keys() == {"default_policy"}
+
+
+def test_shared_multi_spec_with_listed_policies_gives_one_module_each():
+    from jaxrl_modules.algorithms.ppo import PPOConfig
+    from jaxrl_modules.envs import MultiAgentCartPole
+
+    spec = MultiRLModuleSpec(rl_module_specs=RLModuleSpec(DefaultPPORLModule, model_config={"fcnet_hiddens": [4]}))
+    algo = (PPOConfig().environment(MultiAgentCartPole, env_config={"num_agents": 2}).rl_module(rl_module_spec=spec)
+            .multi_agent(policies={"p0", "p1"}, policy_mapping_fn=lambda aid, *a, **kw: f"p{aid}")
+            .training(train_batch_size_per_learner=64, minibatch_size=32)).build()
+    assert algo.get_module().keys() == {"p0", "p1"}
+    assert algo.get_params()["p0"]["pi"]["out"]["kernel"].shape == (4, 2)

@@ -70,7 +70,10 @@ class PPO(Algorithm):
         the policies (`multi_agent(policies=...)`, else the specs that name one, else all)."""
         cfg = self.config
         user = cfg.rl_module_spec
-        if isinstance(user, MultiRLModuleSpec):
+        if isinstance(user, MultiRLModuleSpec) and not isinstance(user.rl_module_specs, dict):
+            # One spec shared by every ModuleID: one module per listed policy, else one default_policy.
+            specs, cls = {mid: user.rl_module_specs for mid in cfg.policy_ids()}, user.multi_rl_module_class
+        elif isinstance(user, MultiRLModuleSpec):
             specs, cls = user.module_specs(), user.multi_rl_module_class
         else:
             specs, cls = {mid: user for mid in cfg.policy_ids()}, MultiRLModule
