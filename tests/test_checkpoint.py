@@ -3,12 +3,15 @@
 import json
 import os
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jaxrl_modules import DefaultModelConfig, MultiRLModule, MultiRLModuleSpec, RLModule
 from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
+from jaxrl_modules.serialization import space_from_json, space_to_json
 
 from conftest import CARTPOLE_ACT, CARTPOLE_OBS
 
@@ -85,3 +88,15 @@ def test_shared_encoder_checkpoint(tmp_path):
     multi.save_to_path(tmp_path / "s", params)
     module, restored = RLModule.from_checkpoint(tmp_path / "s")
     assert type(module).__name__ == "VPGMultiRLModuleWithSharedEncoder" and equal(restored, params)
+
+
+@pytest.mark.parametrize("space", [
+    gym.spaces.Box(-1.0, 2.0, (2, 3), np.float32),
+    gym.spaces.Box(np.array([-np.inf, 0]), np.array([np.inf, 1]), dtype=np.float64),
+    gym.spaces.Box(0, 255, (4, 4, 1), np.uint8), gym.spaces.Discrete(3, start=1), gym.spaces.Discrete(5),
+    gym.spaces.MultiDiscrete([3, 4], start=[1, -2]), gym.spaces.MultiDiscrete([[2, 3], [4, 5]]), gym.spaces.MultiBinary(3),
+    gym.spaces.MultiBinary([2, 2]), gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Box(0.0, 1.0, (1,))]),
+    gym.spaces.Dict({"a": gym.spaces.Discrete(2, start=-1), "b": gym.spaces.Tuple([])}), gym.spaces.Dict({})])
+def test_spaces_round_trip_through_json(space):
+    back = space_from_json(json.loads(json.dumps(space_to_json(space))))
+    assert back == space and repr(back) == repr(space)
