@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 import re
 import shutil
@@ -39,6 +38,11 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no reader/writer locks, readers rely on the save_id retry
+    fcntl = None  # type: ignore[assignment]
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
@@ -166,7 +170,7 @@ def _exchange_or_place(src: Path, dst: Path, flags: int) -> bool:
     if _renameat2 is None:
         try:
             _renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", False)
-        except OSError:
+        except (OSError, TypeError):  # no C library to load by that name (e.g. Windows)
             _renameat2 = False
     if not _renameat2:
         return False
@@ -206,8 +210,11 @@ def _LEFTOVER_NAME(target: Path, what: str) -> str:  # noqa: N802
 @contextmanager
 def _dir_lock(directory: Path, exclusive: bool) -> Iterator[None]:
     """flock of a directory; a no-op where the directory or flock is unavailable."""
+    if fcntl is None:
+        yield
+        return
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
         yield
         return
