@@ -12,7 +12,12 @@ from jaxrl_modules.rl_module_spec import RLModuleSpec
 class PPOConfig(AlgorithmConfig):
     """RLlib's PPO defaults (lr 5e-5, lambda 1.0, clip 0.3, vf_clip 10, 30 epochs, minibatch
     128, train batch 4000, KL loss on with coeff 0.2 / target 0.01). As in RLlib, a dict
-    (or no) model_config gives separate actor and critic encoders (vf_share_layers=False)."""
+    (or no) model_config gives separate actor and critic encoders (vf_share_layers=False).
+
+    `lr_schedule="linear"` anneals as PureJaxRL does: iteration i of `total_iterations` uses
+    `lr * (1 - i / total_iterations)`, the last `lr / total_iterations`, held there after (never 0).
+    It needs `total_iterations`: `build_train_fn(n)` and the command line's `--iterations` set it;
+    `build()` without it is a ValueError."""
 
     model_config_auto_includes = {"vf_share_layers": False}
 
