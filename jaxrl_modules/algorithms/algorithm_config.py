@@ -196,8 +196,9 @@ class AlgorithmConfig:
     def build(self) -> Any:
         """The Algorithm for this config (a copy of it: later config changes do not leak in),
         after `validate()`."""
+        algorithm_class = self.get_algorithm_class()
         self.validate()
-        return self.get_algorithm_class()(self.copy())
+        return algorithm_class(self.copy())
 
     build_algo = build
 
