@@ -49,7 +49,7 @@ SETTER_CASES = [
     case("PPO", "training", "lr", "1e-3", TE, "> 0"),
     case("DQN", "training", "lr", float("inf"), VE, "finite"),
     case("BC", "training", "lr", None, TE, "> 0"),
-    case("SAC", "training", "lr", -1.0, VE, "None or a finite number > 0"),
+    case("SAC", "training", "lr", 1e-3, VE, "actor_lr, critic_lr and alpha_lr"),
     *every("training", "train_batch_size", 0, VE, ">= 1", algos=("PPO", "DQN")),
     case("PPO", "training", "train_batch_size", 32.0, TE, "an int >= 1"),
     case("DQN", "training", "train_batch_size", True, TE, "an int >= 1"),
@@ -121,7 +121,7 @@ SETTER_CASES = [
     case("DQN", "training", "tau", 0, VE, "(0, 1]"),
     case("DQN", "training", "tau", 1.5, VE, "(0, 1]"),
     case("DQN", "training", "td_error_loss_fn", "l2", VE, "['huber', 'mse']"),
-    case("DQN", "training", "training_intensity", 0, VE, "None or a finite number > 0"),
+    case("DQN", "training", "training_intensity", 1.0, VE, "not implemented"),
     case("DQN", "training", "num_steps_sampled_before_learning_starts", -1, VE, "an int >= 0"),
     case("DQN", "training", "replay_buffer_config", "big", TE, "a dict"),
     # SAC

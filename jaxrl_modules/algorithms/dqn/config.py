@@ -44,7 +44,9 @@ class DQNConfig(OffPolicyConfig):
             "epsilon": v.schedule(0, 1),
             "target_network_update_freq": v.positive_int,
             "td_error_loss_fn": v.one_of("huber", "mse"),
-            "training_intensity": v.optional(v.positive_float),
+            # Accepted by name for RLlib configs, but not implemented: refused rather than ignored.
+            "training_intensity": v.none_only("None: training_intensity is not implemented (one gradient step per "
+                                              "sampling step after num_steps_sampled_before_learning_starts)"),
         }
 
     @property

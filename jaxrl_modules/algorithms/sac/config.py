@@ -39,7 +39,7 @@ class SACConfig(OffPolicyConfig):
     def settings_table(self) -> dict[str, v.Check]:
         return {
             **super().settings_table(),
-            "lr": v.optional(v.positive_float),  # SAC uses actor_lr, critic_lr and alpha_lr
+            "lr": v.none_only("None: SAC's learning rates are actor_lr, critic_lr and alpha_lr"),
             "twin_q": v.boolean(),
             "initial_alpha": v.positive_float,
             "target_entropy": v.optional(v.literal_or("auto", v.real())),
