@@ -225,6 +225,8 @@ BUILD_CASES = [
                  VE, ("replay_buffer_config['capacity']", ">= the train batch size (32)", "16"), id="DQN capacity < batch"),
     pytest.param(lambda: SACConfig().training(replay_buffer_config={"capacity": 100}),
                  VE, ("replay_buffer_config['capacity']", ">= the train batch size (256)", "100"), id="SAC capacity < batch"),
+    pytest.param(lambda: PPOConfig().multi_agent(policies={"p0", "p1"}, policies_to_train=["p0"]),
+                 VE, ("policies_to_train", "not implemented", "['p0']"), id="policies_to_train subset"),
     pytest.param(lambda: PPOConfig().training(lr_schedule="linear"),
                  VE, ("lr_schedule", "total_iterations=N", "total_iterations=None"), id="lr_schedule without iterations"),
     pytest.param(lambda: DQNConfig().rl_module(model_config={"duelling": False}),

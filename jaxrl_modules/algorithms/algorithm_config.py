@@ -100,6 +100,10 @@ class AlgorithmConfig:
                 f"lr_schedule={self.lr_schedule!r} needs the total number of training iterations, and none is known: "
                 "set training(total_iterations=N) (build_train_fn(num_iterations) and the command line's "
                 "--iterations set it for you); got total_iterations=None")
+        if self.policies_to_train is not None and (
+                callable(self.policies_to_train) or set(self.policies_to_train) != set(self.policy_ids())):
+            v.fail("policies_to_train", f"None or every policy {sorted(self.policy_ids())} (training a subset is not "
+                   "implemented: every policy trains)", self.policies_to_train)
         self._validate_default_model_config()
 
     def _validate_default_model_config(self) -> None:

@@ -33,8 +33,8 @@ class SACLearner:
         self.module, self.config = module, config
         self.train_fn = module.phase_fn("train")
         self.optimizer = optax.multi_transform(
-            {"actor": adam_with_clip(config.actor_lr, config.grad_clip, clip_by=config.grad_clip_by),
-             "critic": adam_with_clip(config.critic_lr, config.grad_clip, clip_by=config.grad_clip_by)},
+            {"actor": adam_with_clip(config.actor_lr, config.grad_clip, config.adam_eps, config.grad_clip_by),
+             "critic": adam_with_clip(config.critic_lr, config.grad_clip, config.adam_eps, config.grad_clip_by)},
             lambda params: {k: jax.tree_util.tree_map(lambda _: "actor" if k in ACTOR_KEYS else "critic", v)
                             for k, v in params.items()})
         self.alpha_optimizer = optax.adam(config.alpha_lr)
