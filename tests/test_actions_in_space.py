@@ -126,6 +126,10 @@ def test_ppo_module_actions_in_space(space):
     assert_all_in(space, jax.device_get(explore[Columns.ACTIONS]), 64)
     assert_all_in(space, jax.device_get(m.forward_inference(p, {Columns.OBS: obs})[Columns.ACTIONS]), 64)
     assert np.all(np.isfinite(explore[Columns.ACTION_LOGP]))
+    # Non-finite observations (flagged by the training loops) still never give out-of-space actions.
+    obs[::3] = np.nan
+    assert_all_in(space, jax.device_get(m.forward_exploration(p, {Columns.OBS: obs}, KEY)[Columns.ACTIONS]), 64)
+    assert_all_in(space, jax.device_get(m.forward_inference(p, {Columns.OBS: obs})[Columns.ACTIONS]), 64)
 
 
 def test_dqn_module_and_learner_use_start():

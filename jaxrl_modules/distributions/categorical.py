@@ -54,7 +54,10 @@ class Categorical(RLlibDistributionMixin, distrax.Categorical):
         return f"{type(self).__name__} over {self.num_categories} categories{start}"
 
     def _sample_n(self, key: jax.Array, n: int) -> jax.Array:
-        return super()._sample_n(key, n) + self._start
+        # NaN logits make distrax's inverse-CDF sampler return -1; clipping keeps every action
+        # inside the space (the non-finite input itself is reported by the training loops).
+        index = jnp.clip(super()._sample_n(key, n), 0, self.num_categories - 1)
+        return index + self._start
 
     def log_prob(self, value: Any) -> jax.Array:
         value = check_value(type(self).__name__, value, self.batch_shape, (), integer=True)
