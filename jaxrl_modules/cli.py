@@ -56,7 +56,7 @@ def build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], 
 
 def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int,
                   iterations: Optional[int]) -> Any:
-    from jaxrl_modules.algorithms.validation import is_int
+    from jaxrl_modules.validation import is_int
     from jaxrl_modules.model_config import DefaultModelConfig
 
     if algo == "ppo":

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 import jax
 import jax.numpy as jnp
 
-from jaxrl_modules.algorithms.validation import boolean, fail, integer, is_int, real
+from jaxrl_modules.validation import boolean, fail, integer, is_int, real
 
 Initializer = Callable[..., jax.Array]
 

@@ -6,7 +6,7 @@ import copy
 import difflib
 from typing import Any, Callable, Optional
 
-from jaxrl_modules.algorithms import validation as v
+from jaxrl_modules import validation as v
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
 from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec

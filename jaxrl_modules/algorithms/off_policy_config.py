@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
-from jaxrl_modules.algorithms import validation as v
+from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 from jaxrl_modules.algorithms.replay_buffer import parse_replay_buffer_config
 from jaxrl_modules.model_config import DefaultModelConfig

@@ -22,7 +22,7 @@ def parse_replay_buffer_config(config: Any, train_batch_size: Optional[int]) -> 
     """Checks a `replay_buffer_config` dict: keys in REPLAY_BUFFER_KEYS (a typo gets a "did you
     mean"), a uniform buffer type, an int capacity >= 1 and (when known) >= `train_batch_size`.
     Returns `{"type": ..., "capacity": ...}`."""
-    from jaxrl_modules.algorithms import validation as v
+    from jaxrl_modules import validation as v
 
     if not isinstance(config, dict):
         v.fail("replay_buffer_config", "a dict such as {'type': 'ReplayBuffer', 'capacity': 50000}", config, TypeError)

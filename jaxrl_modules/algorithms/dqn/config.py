@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-from jaxrl_modules.algorithms import validation as v
+from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from jaxrl_modules.algorithms import validation as v
+from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxrl_modules.algorithms import validation as v
+from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
