@@ -32,3 +32,15 @@ def test_bc_needs_data(tmp_path):
         BCConfig().environment("CartPole-v1").build()
     with pytest.raises(ValueError, match="No recorded transitions"):
         BCConfig().offline_data(input_=tmp_path / "none").build()
+
+
+def test_bc_trains_on_whole_number_float_actions_of_a_discrete_space(tmp_path):
+    # np.savez of actions kept as floats (e.g. from a float buffer): the data check accepts whole
+    # numbers for Discrete spaces, so training must too (Categorical.logp takes int actions).
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", obs=rng.normal(size=(64, 4)).astype(np.float32),
+             actions=rng.integers(0, 2, 64).astype(np.float32))
+    algo = (BCConfig().environment("CartPole-v1").offline_data(input_=tmp_path / "data.npz")
+            .rl_module(model_config={"fcnet_hiddens": [8]})
+            .training(train_batch_size_per_learner=32, minibatch_size=32, num_epochs=1)).build()
+    assert np.isfinite(algo.train()["learners"]["default_policy"]["policy_loss"])

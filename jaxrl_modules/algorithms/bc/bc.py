@@ -24,6 +24,10 @@ class BC(Algorithm):
         self.data = load_transitions(cfg.input_)
         obs_space, act_space = self._spaces()
         check_transitions(self.data, obs_space, act_space)
+        discrete = (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
+        if isinstance(act_space, discrete) and self.data[Columns.ACTIONS].dtype.kind == "f":
+            # whole numbers (checked above) stored as floats: the discrete distributions' logp takes ints
+            self.data[Columns.ACTIONS] = self.data[Columns.ACTIONS].astype(np.int64)
         self.module = cfg.module_spec_for(obs_space, act_space).build()
         self.learner = cfg.get_default_learner_class()(self.module, cfg)
         self.rng = jax.random.key(cfg.seed)
