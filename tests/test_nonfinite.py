@@ -282,3 +282,27 @@ def test_sac_all_in_jit_algorithm_names_the_inner_step(nan_gymnax):
     with pytest.raises(NonFiniteError, match=r"training iteration 1: non-finite env reward: .*jitted step 1 of 10"):
         algo.train()
     assert same(algo.get_params(), before)
+
+
+def _fixed_act(dist_inputs, actions):
+    """An `act` for GymEnvRunner.sample returning the same dist inputs and actions for every env."""
+    def act(params, obs, rng, t):
+        n = len(obs)
+        return {Columns.OBS: obs, Columns.ACTION_LOGP: np.zeros(n, np.float32),
+                Columns.ACTIONS: np.stack([np.asarray(actions)] * n),
+                Columns.ACTION_DIST_INPUTS: np.tile(np.asarray(dist_inputs, np.float32), (n, 1))}
+
+    return act
+
+
+def test_host_runner_accepts_masked_logits_and_stops_on_nan_or_plus_inf_and_nonfinite_box_actions():
+    from jaxrl_modules.algorithms.env_runner import GymEnvRunner
+
+    runner = GymEnvRunner(PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=2))
+    runner.sample(_fixed_act([0.0, -np.inf], 0), None, jax.random.key(0), 3)  # an action mask: action 1 impossible
+    for bad in ([0.0, np.nan], [np.inf, 0.0]):
+        with pytest.raises(NonFiniteError, match="non-finite action distribution inputs: env index 0 at sampling step 0"):
+            runner.sample(_fixed_act(bad, 0), None, jax.random.key(0), 3)
+    box = GymEnvRunner(PPOConfig().environment("Pendulum-v1").environment(normalize_actions=False))
+    with pytest.raises(NonFiniteError, match="non-finite actions: env index 0 at sampling step 0"):
+        box.sample(_fixed_act([-np.inf, 0.0], np.array([-np.inf], np.float32)), None, jax.random.key(0), 3)

@@ -86,7 +86,8 @@ class GymEnvRunner:
         for t in range(steps):
             check_rows({"env observation": self.obs}, step=t)
             out = jax.device_get(act(params, self.obs, rng, t))
-            check_rows({"action distribution inputs": out[Columns.ACTION_DIST_INPUTS]}, step=t)
+            check_rows({"action distribution inputs": out[Columns.ACTION_DIST_INPUTS]}, step=t, allow_neg_inf=True)
+            check_rows({"actions": out[Columns.ACTIONS]}, step=t)  # float (Box) actions only
             next_obs, reward, term, trunc, info = self.envs.step(self.to_env(out[Columns.ACTIONS]))
             check_rows({"env reward": reward}, step=t)
             final = true_next_obs(next_obs, info) if self.connector is None else None

@@ -69,7 +69,8 @@ class MultiAgentEnvRunner:
             check_rows({"env observation": obs_now}, step=t, row="agent index")
             out = jax.device_get(act(params, {mid: {Columns.OBS: obs_now} for mid in self.module_ids}, rng, t))
             check_rows({f"{mid} action distribution inputs": out[mid][Columns.ACTION_DIST_INPUTS] for mid in self.module_ids},
-                       step=t, row="agent index")
+                       step=t, row="agent index", allow_neg_inf=True)
+            check_rows({f"{mid} actions": out[mid][Columns.ACTIONS] for mid in self.module_ids}, step=t, row="agent index")
             actions = {a: self.to_env[a](jax.tree_util.tree_map(lambda x: x[i], out[self.mapping[a]][Columns.ACTIONS]))
                        for i, a in enumerate(self.agents) if self.active[i]}
             obs, rew, term, trunc, _ = self.env.step(actions)

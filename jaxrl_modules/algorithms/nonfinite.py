@@ -137,16 +137,29 @@ def describe_named(name: str, tree: Any) -> str:
     return describe(jax.device_get(jax.tree_util.tree_leaves(tree)[names.index(name)]))
 
 
-def check_rows(values: dict, step: Optional[int] = None, row: str = "env index") -> None:
+def _host_float(arr: np.ndarray) -> bool:
+    """`_is_float` for a NumPy array, without JAX's slower dtype promotion on the common kinds."""
+    kind = arr.dtype.kind
+    return kind in "fc" or (kind == "V" and _is_float(arr))  # "V": ml_dtypes such as bfloat16
+
+
+def check_rows(values: dict, step: Optional[int] = None, row: str = "env index", allow_neg_inf: bool = False) -> None:
     """Host-side check of one sampling step's values, each `[N, ...]` (one row per env, or a
     pytree of such leaves) keyed by label ("env observation", "env reward", ...), before they are
-    used: raises `NonFiniteError` naming the label, the env index and the bad value."""
+    used: raises `NonFiniteError` naming the label, the env index and the bad value.
+
+    `allow_neg_inf`: -inf is allowed (action-distribution inputs: a -inf logit masks an action,
+    which the distributions handle); NaN and +inf are still errors. Runs every env step, so it
+    stays cheap (a few microseconds for small arrays)."""
     for label, value in values.items():
         for leaf in jax.tree_util.tree_leaves(value):
             arr = np.asarray(leaf)
-            if not _is_float(arr) or np.all(np.isfinite(arr)):
+            if not _host_float(arr):
                 continue
-            rows = (~np.isfinite(arr)).reshape(arr.shape[0], -1).any(axis=1) if arr.ndim else np.array([True])
+            bad = (np.isnan(arr) | (arr == np.inf)) if allow_neg_inf else ~np.isfinite(arr)
+            if not bad.any():
+                continue
+            rows = bad.reshape(arr.shape[0], -1).any(axis=1) if arr.ndim else np.array([True])
             i = int(np.flatnonzero(rows)[0])
             at = f" at sampling step {step}" if step is not None else ""
             raise NonFiniteError(label, detail=f"{row} {i}{at} gave {arr[i] if arr.ndim else arr}")
