@@ -106,6 +106,13 @@ class AlgorithmConfig:
                    "implemented: every policy trains)", self.policies_to_train)
         self._validate_default_model_config()
 
+    def _check_minibatch_size(self) -> None:
+        """`minibatch_size` (PPO, BC) is at most the train batch size per learner, as RLlib requires."""
+        batch = self.batch_size()
+        if self.minibatch_size > batch:
+            v.fail("minibatch_size", f"an int in [1, {batch}] (at most the train batch size per learner, {batch})",
+                   self.minibatch_size)
+
     def _validate_default_model_config(self) -> None:
         """A dict model config for this algorithm's default module: every key a known one."""
         from jaxrl_modules.multi_rl_module import MultiRLModuleSpec

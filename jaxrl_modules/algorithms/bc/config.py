@@ -37,10 +37,7 @@ class BCConfig(AlgorithmConfig):
 
     def _validate_together(self) -> None:
         super()._validate_together()
-        batch = self.batch_size()
-        if self.minibatch_size > batch:
-            v.fail("minibatch_size", f"an int in [1, {batch}] (at most the train batch size per learner, {batch})",
-                   self.minibatch_size)
+        self._check_minibatch_size()
 
     def offline_data(self, *, input_: Any = _NOT_PROVIDED) -> "BCConfig":
         if input_ is not _NOT_PROVIDED:

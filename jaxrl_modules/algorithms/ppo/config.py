@@ -65,10 +65,7 @@ class PPOConfig(AlgorithmConfig):
 
     def _validate_together(self) -> None:
         super()._validate_together()
-        batch = self.batch_size()
-        if self.minibatch_size > batch:
-            v.fail("minibatch_size", f"an int in [1, {batch}] (at most the train batch size per learner, {batch})",
-                   self.minibatch_size)
+        self._check_minibatch_size()
 
     def get_algorithm_class(self) -> type:
         from jaxrl_modules.algorithms.ppo.ppo import PPO
