@@ -22,6 +22,7 @@ The all-in-jit `build_train_fn` cannot raise; its metrics carry, per iteration,
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
@@ -171,6 +172,22 @@ def carry_first_nonfinite(first: tuple, code: jax.Array, iteration: jax.Array) -
     it, c = first
     new = (it < 0) & (code >= 0)
     return jnp.where(new, iteration, it).astype(jnp.int32), jnp.where(new, code, c).astype(jnp.int32)
+
+
+class CheckedIteration:
+    """For an all-in-jit trainer with `init(rng) -> state` and `_step(state) -> (state, metrics,
+    check tree)`: `iteration` adds metrics["nonfinite_code"] (-1: all finite), `nonfinite_names`
+    names the codes (computed once, from shapes only)."""
+
+    def iteration(self, state: Any) -> tuple[Any, dict]:
+        state, metrics, checked = self._step(state)  # type: ignore[attr-defined]
+        metrics["nonfinite_code"] = nonfinite_code(checked)
+        return state, metrics
+
+    @functools.cached_property
+    def nonfinite_names(self) -> tuple[str, ...]:
+        """What `metrics["nonfinite_code"]` (and "first_nonfinite_code") index."""
+        return quantity_names(jax.eval_shape(lambda: self._step(self.init(jax.random.key(0)))[2]))  # type: ignore[attr-defined]
 
 
 def scan_with_first_nonfinite(iteration: Callable, state: Any, num_iterations: int) -> tuple[Any, dict]:

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
-from jaxrl_modules.algorithms.nonfinite import nonfinite_code, quantity_names, scan_with_first_nonfinite
+from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import Columns
@@ -27,7 +27,7 @@ class OffPolicyTrainState(NamedTuple):
     env_steps: jax.Array
 
 
-class JaxOffPolicy:
+class JaxOffPolicy(CheckedIteration):
     def __init__(self, config: Any):
         if not is_gymnax(config.env):
             raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
@@ -40,14 +40,6 @@ class JaxOffPolicy:
         self.learner = config.get_default_learner_class()(self.module, config)
         self.explore = self.module.phase_fn("exploration")
         self.steps = int(config.rollout_length() if config.rollout_fragment_length != "auto" else 1)
-        self._names = None
-
-    @property
-    def nonfinite_names(self) -> tuple[str, ...]:
-        """What `metrics["nonfinite_code"]` (and "first_nonfinite_code") index."""
-        if self._names is None:
-            self._names = quantity_names(jax.eval_shape(lambda: self._step(self.init(jax.random.key(0)))[2]))
-        return self._names
 
     def init(self, rng: jax.Array) -> OffPolicyTrainState:
         k_params, k_env, k_next = jax.random.split(rng, 3)
@@ -79,13 +71,8 @@ class JaxOffPolicy:
         runner = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0, runner.episode_length + 1))
         return (params, runner, env_steps + n, nstep), transition
 
-    def iteration(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict]:
-        """Sample, store, learn; metrics["nonfinite_code"] indexes `nonfinite_names` (-1: all finite)."""
-        state, metrics, checked = self._step(state)
-        metrics["nonfinite_code"] = nonfinite_code(checked)
-        return state, metrics
-
     def _step(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict, dict]:
+        """Sample, store, learn: `(state, metrics, check tree)`; `iteration` adds "nonfinite_code"."""
         cfg = self.config
         rng, k_roll, k_sample, k_update = jax.random.split(state.rng, 4)
         (_, runner, env_steps, nstep), traj = jax.lax.scan(

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
-from jaxrl_modules.algorithms.nonfinite import nonfinite_code, quantity_names, scan_with_first_nonfinite
+from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
 from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, single_agent_batch
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
@@ -23,7 +23,7 @@ class TrainState(NamedTuple):
     env_steps: jax.Array
 
 
-class JaxPPO:
+class JaxPPO(CheckedIteration):
     """The pieces of all-in-jit PPO for one config: module, learner, runner, pure functions."""
 
     def __init__(self, config: Any):
@@ -50,14 +50,6 @@ class JaxPPO:
         self.learner = config.get_default_learner_class()(self.module, config)
         self.steps = config.rollout_length()
         self.act_fn = self.module.phase_fn("exploration")
-        self._names = None
-
-    @property
-    def nonfinite_names(self) -> tuple[str, ...]:
-        """What `metrics["nonfinite_code"]` (and "first_nonfinite_code") index."""
-        if self._names is None:
-            self._names = quantity_names(jax.eval_shape(lambda: self._step(self.init(jax.random.key(0)))[2]))
-        return self._names
 
     def init(self, rng: jax.Array) -> TrainState:
         k_params, k_env, k_next = jax.random.split(rng, 3)
@@ -65,13 +57,8 @@ class JaxPPO:
         runner = self.runner.reset(k_env, self.module.get_initial_state())
         return TrainState(self.learner.init(params), runner, k_next, jnp.zeros((), jnp.int32))
 
-    def iteration(self, state: TrainState) -> tuple[TrainState, dict]:
-        """One PPO iteration; metrics["nonfinite_code"] indexes `nonfinite_names` (-1: all finite)."""
-        state, metrics, checked = self._step(state)
-        metrics["nonfinite_code"] = nonfinite_code(checked)
-        return state, metrics
-
     def _step(self, state: TrainState) -> tuple[TrainState, dict, dict]:
+        """One PPO iteration: `(state, metrics, check tree)`; `iteration` adds "nonfinite_code"."""
         rng, k_roll, k_upd = jax.random.split(state.rng, 3)
         params = state.learner.params
         runner, traj, stats = self.runner.rollout(self.act_fn, params, state.runner, k_roll, self.steps)
