@@ -10,6 +10,7 @@ import argparse
 import ast
 import csv
 import dataclasses
+import difflib
 import json
 import math
 import sys
@@ -77,7 +78,7 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
         training = dict(lr=1e-3, minibatch_size=250, num_epochs=2)
     else:
         raise SystemExit(f"Unknown --algo {algo!r}; available: ppo, dqn, sac, bc")
-    num_envs = num_envs or NUM_ENVS_DEFAULTS[algo]
+    num_envs = NUM_ENVS_DEFAULTS[algo] if num_envs is None else num_envs  # 0 is an error, not the default
     config = Config().environment(env).env_runners(num_envs_per_env_runner=num_envs).debugging(seed=seed)
     if algo == "bc" and "input_" not in overrides:
         raise SystemExit("--algo bc needs recorded transitions: --config input_=<path to .npz or directory>")
@@ -92,8 +93,15 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
             config.debugging(seed=value)
         elif key == "input_" and algo == "bc":
             config.offline_data(input_=value)
-        else:
+        elif key in config._training_keys():
             training[key] = value
+        else:
+            known = sorted(set(config._training_keys()) | model_fields | {"num_envs_per_env_runner", "seed"}
+                           | ({"input_"} if algo == "bc" else set()))
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise SystemExit(f"Unknown --config key {key!r}: not a training or model setting of --algo {algo}.{hint} "
+                             f"Known keys: training {sorted(config._training_keys())}, model {sorted(model_fields)}")
     batch = training.get("train_batch_size_per_learner") or training.get("train_batch_size")
     if "minibatch_size" in training and "minibatch_size" not in overrides and is_int(batch):
         training["minibatch_size"] = min(training["minibatch_size"], batch)  # our default never exceeds the user's batch
@@ -124,11 +132,20 @@ def _plot(rows: list[dict], path: Path, title: str) -> None:
 def train(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if args.iterations < 1:
+        raise SystemExit(f"--iterations must be an int >= 1; got {args.iterations}")
     config = build_config(args.algo, args.env, _parse_overrides(args.config), args.num_envs, args.seed, args.iterations)
     name = args.name or f"{args.algo}_{args.env.replace(':', '_').replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(args.runs_dir) / name
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    algo = config.build()
+    try:
+        algo = config.build()  # before any folder is made: a bad env or space leaves nothing behind
+    except (TypeError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SystemExit(f"Cannot create the run directory {str(run_dir)!r} (--runs-dir {args.runs_dir!r}, --name): "
+                         f"{err.strerror or err}; expected a directory path") from None
     stop_reward = args.stop_reward
     if stop_reward is None and not args.env.startswith("gymnax:"):
         import gymnasium as gym
@@ -198,7 +215,12 @@ def evaluate(args: argparse.Namespace) -> int:
         raise SystemExit("evaluate rolls out gymnasium envs; pass --env with the gymnasium id (e.g. CartPole-v1)")
     from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 
-    returns = evaluate_policy(AlgorithmConfig().environment(env), module, params, args.episodes)
+    if args.episodes < 1:
+        raise SystemExit(f"--episodes must be an int >= 1; got {args.episodes}")
+    try:
+        returns = evaluate_policy(AlgorithmConfig().environment(env), module, params, args.episodes)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"Cannot evaluate {str(path)!r} on --env {env!r}: {err}") from None
     print(f"mean return over {len(returns)} episodes: {np.mean(returns):.1f} (min {np.min(returns):.1f}, "
           f"max {np.max(returns):.1f})")
     return 0

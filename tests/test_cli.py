@@ -27,7 +27,7 @@ def test_train_dqn_on_gymnax(tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit, match="Unknown training setting 'lrr'"):
+    with pytest.raises(SystemExit, match="Unknown --config key 'lrr'"):
         main(["train", "--iterations", "1", "--runs-dir", str(tmp_path), "--config", "lrr=0.1"])
     with pytest.raises(SystemExit, match="Unknown --algo"):
         main(["train", "--algo", "a3c", "--runs-dir", str(tmp_path)])
@@ -51,3 +51,55 @@ def test_train_sac_and_bc(tmp_path):
                  "--config", f"input_='{tmp_path / 'data.npz'}'", "train_batch_size_per_learner=200"]) == 0
     with pytest.raises(SystemExit, match="input_"):
         main(["train", "--algo", "bc", "--runs-dir", str(tmp_path)])
+
+
+def _module_checkpoint(tmp_path):
+    import jax
+
+    from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
+    from conftest import CARTPOLE_ACT, CARTPOLE_OBS
+
+    module = DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT, model_config={"fcnet_hiddens": [4]})
+    return module.save_to_path(tmp_path / "module", module.init(jax.random.key(0)))
+
+
+# Bad command lines: each exits with a message naming the flag or setting, what it accepts and what it got
+# (never a traceback), and a run that cannot start leaves no run directory behind.
+CLI_CASES = [
+    pytest.param(["train", "--iterations", "0"], ("--iterations", "an int >= 1", "got 0"), id="iterations-0"),
+    pytest.param(["train", "--iterations", "-3"], ("--iterations", "an int >= 1", "got -3"), id="iterations-negative"),
+    pytest.param(["train", "--num-envs", "0", "--iterations", "1"], ("num_envs_per_env_runner", "an int >= 1", "got 0"),
+                 id="num-envs-0-not-the-default"),
+    pytest.param(["train", "--env", "CartPol-v1", "--iterations", "1"], ("'CartPol-v1'", "gymnasium id", "did you mean"),
+                 id="env-typo"),
+    pytest.param(["train", "--env", "gymnax:CartPol-v1", "--iterations", "1"], ("gymnax environment", "'CartPol-v1'"),
+                 id="gymnax-env-typo"),
+    pytest.param(["train", "--algo", "sac", "--env", "CartPole-v1", "--iterations", "1"],
+                 ("DefaultSACRLModule", "float Box action space", "Discrete(2)"), id="sac-on-discrete-env"),
+    pytest.param(["train", "--iterations", "1", "--config", "fcnet_hidens=[4]"],
+                 ("'fcnet_hidens'", "did you mean 'fcnet_hiddens'", "known keys"), id="model-key-typo"),
+    pytest.param(["train", "--iterations", "1", "--runs-dir", "{file}"], ("{file}", "run directory", "expected a directory"),
+                 id="runs-dir-is-a-file"),
+    pytest.param(["evaluate", "{ckpt}", "--env", "CartPole-v1", "--episodes", "0"], ("--episodes", "an int >= 1", "got 0"),
+                 id="episodes-0"),
+    pytest.param(["evaluate", "{ckpt}", "--env", "Pendulum-v1", "--episodes", "1"],
+                 ("'Pendulum-v1'", "expected (B, 4)", "(1, 3)"), id="evaluate-on-other-env"),
+    pytest.param(["evaluate", "{ckpt}", "--env", "CartPol-v1", "--episodes", "1"], ("'CartPol-v1'", "did you mean"),
+                 id="evaluate-env-typo"),
+]
+
+
+@pytest.mark.parametrize("argv,fragments", CLI_CASES)
+def test_bad_command_line(argv, fragments, tmp_path):
+    from conftest import raises_naming
+
+    (tmp_path / "afile").write_text("x")
+    values = {"{file}": str(tmp_path / "afile")}
+    if "{ckpt}" in argv:
+        values["{ckpt}"] = _module_checkpoint(tmp_path)
+    argv = [values.get(a, a) for a in argv]
+    if argv[0] == "train" and "--runs-dir" not in argv:
+        argv += ["--runs-dir", str(tmp_path / "runs")]
+    fragments = [values.get(f, f) for f in fragments]
+    raises_naming(SystemExit, lambda: main(argv + (["--quiet"] if argv[0] == "train" else [])), *fragments)
+    assert not (tmp_path / "runs").exists()
