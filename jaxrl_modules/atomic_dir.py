@@ -22,7 +22,9 @@ Saving to `path` (`atomic_dir`):
 
 Readers (`read_consistently`) hold a shared `flock` of the parent directory while they read,
 so a swap waits for them; each save also writes a unique `save_id`, and a read during which
-it changed (possible where flock does not work, e.g. some network filesystems) is retried.
+it changed (possible where flock does not work, e.g. some network filesystems) is retried, as is
+a read that found nothing at `path` while a live writer's temporary sibling exists (the
+fallback swap's gap, which the shared lock cannot close where flock does not work).
 """
 
 from __future__ import annotations
@@ -247,6 +249,19 @@ def atomic_dir(path: Any, write: Callable[[Path], None], kind: str, identify: Id
 
 
 # ----------------------------------------------------------------------------- readers
+def _save_under_way(target: Path) -> bool:
+    """Whether a live writer's temporary sibling of `target` exists (another host's counts as live)."""
+    try:
+        entries = os.listdir(target.parent)
+    except OSError:
+        return False
+    for entry in entries:
+        match = _LEFTOVER.match(entry)
+        if match and match["name"] == target.name and (match["host"] != _HOST or _pid_alive(int(match["pid"]))):
+            return True
+    return False
+
+
 def read_consistently(path: Any, read: Callable[[], Any], save_id: Callable[[Path], Optional[str]],
                       attempts: int = 20) -> Any:
     """`read()` under a shared lock of the parent directory; retried (a few times) when the
@@ -258,7 +273,8 @@ def read_consistently(path: Any, read: Callable[[], Any], save_id: Callable[[Pat
             try:
                 result = read()
             except (ValueError, OSError):
-                if attempt + 1 == attempts or save_id(target) == before:
+                gap = before is None and _save_under_way(target)  # between the fallback's two renames
+                if attempt + 1 == attempts or (save_id(target) == before and not gap):
                     raise
                 time.sleep(0.005 * (attempt + 1))
                 continue

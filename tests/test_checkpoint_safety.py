@@ -294,6 +294,25 @@ def test_reader_retries_when_the_checkpoint_changes_under_it(tmp_path, module, p
         atomic.read_consistently(tmp_path / "c", lambda: (_ for _ in ()).throw(ValueError("Corrupt")), checkpoint.save_id)
 
 
+def test_reader_waits_out_the_fallback_swap_gap_where_flock_is_unavailable(tmp_path, monkeypatch, module, params):
+    # e.g. NFS: flock fails (silently) and renameat2 cannot exchange, so a reader can land between
+    # the fallback's two renames, when nothing is at the path but the writer's temporary siblings
+    import threading
+
+    monkeypatch.setattr(atomic, "_dir_lock", lambda directory, exclusive: __import__("contextlib").nullcontext())
+    module.save_to_path(tmp_path / "c", filled(params, 1.0))
+    old = tmp_path / f".c.old-{atomic._HOST}-{os.getpid()}-{'e' * 32}"
+    os.rename(tmp_path / "c", old)  # mid-swap: the old version moved away, the new one not yet in
+    timer = threading.Timer(0.1, os.rename, (old, tmp_path / "c"))
+    timer.start()
+    try:
+        assert the_value(module.restore_from_path(tmp_path / "c")) == 1.0
+    finally:
+        timer.join()
+    with pytest.raises(ValueError, match="No checkpoint directory"):  # nothing there and no save under way: at once
+        module.restore_from_path(tmp_path / "none")
+
+
 # ----------------------------------------------------------------------------- class.pkl is a fallback
 @pytest.mark.parametrize("pkl", ["garbage", "renamed_class", "missing", "not_a_dict"])
 def test_from_checkpoint_without_a_usable_class_pkl(tmp_path, module, params, pkl):
