@@ -338,6 +338,32 @@ def test_bad_bc_file(tmp_path, make, fragments):
     raises_naming(ValueError, lambda: load_transitions(path), *fragments)
 
 
+RECORD_CASES = [
+    pytest.param(0, "out.npz", ValueError, ("num_steps", "an int >= 1", "got 0"), id="num_steps_0"),
+    pytest.param(-5, "out.npz", ValueError, ("num_steps", "an int >= 1", "-5"), id="num_steps_negative"),
+    pytest.param("10", "out.npz", TypeError, ("num_steps", "an int >= 1", "'10'"), id="num_steps_str"),
+    pytest.param(10.0, "out.npz", TypeError, ("num_steps", "an int >= 1", "10.0"), id="num_steps_float"),
+    pytest.param(5, "existing_dir", ValueError, ("existing_dir'", "is a directory", "a .npz file path"), id="path_is_a_dir"),
+]
+
+
+@pytest.mark.parametrize("num_steps,name,exc,fragments", RECORD_CASES)
+def test_record_transitions_bad_input(tmp_path, ppo_module, ppo_params, num_steps, name, exc, fragments):
+    from jaxrl_modules.algorithms.bc import record_transitions
+
+    (tmp_path / "existing_dir").mkdir()
+    raises_naming(exc, lambda: record_transitions(ppo_module, ppo_params, "CartPole-v1", num_steps, tmp_path / name),
+                  *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing_dir"]
+
+
+def test_record_transitions_returns_the_file_it_wrote(tmp_path, ppo_module, ppo_params):
+    from jaxrl_modules.algorithms.bc import record_transitions
+
+    out = record_transitions(ppo_module, ppo_params, "CartPole-v1", 5, tmp_path / "expert")  # np.savez adds .npz
+    assert out["path"] == str(tmp_path / "expert.npz") and len(load_transitions(out["path"])[Columns.OBS]) == 5
+
+
 SPACE_CASES = {
     "action_above_discrete": (gym.spaces.Discrete(2), _cols(actions=np.array([0] * 7 + [5, 0, 0])), "row 7",
                               "action 5", "discrete(2)", "[0, 1]"),

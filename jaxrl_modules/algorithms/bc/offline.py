@@ -6,6 +6,7 @@ terminateds, truncateds and new_obs, each with a leading transition axis.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,17 @@ def record_transitions(module: Any, params: Any, env: Any, num_steps: int, path:
     """Rolls `module` out for `num_steps` env steps (deterministic unless `explore`), writes
     the transitions to `path` (.npz) and returns `{"path", "episode_returns"}`. The env receives
     the module's actions as `environment(normalize_actions=, clip_actions=)` say; the file stores
-    the module's actions (as an algorithm's training batch does)."""
+    the module's actions (as an algorithm's training batch does). A `path` without the `.npz`
+    suffix gets it (as `np.savez` does); the returned path is the file written."""
+    from jaxrl_modules.validation import positive_int
+
+    num_steps = positive_int("record_transitions num_steps", num_steps)
+    path = Path(os.path.expanduser(os.fspath(path)))
+    if path.is_dir():
+        raise ValueError(f"record_transitions path {str(path)!r} is a directory; expected a .npz file path to write, "
+                         f"such as {str(path / 'transitions.npz')!r}")
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
     env = make_env(env, env_config or {})
     to_env = make_env_action_fn(env.action_space, normalize_actions, clip_actions)
     fn = module.phase_fn("exploration" if explore else "inference")
@@ -44,7 +55,6 @@ def record_transitions(module: Any, params: Any, env: Any, num_steps: int, path:
             returns.append(ret)
             ret = 0.0
             obs, _ = env.reset()
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{k: np.stack(v) for k, v in cols.items()})
     return {"path": str(path), "episode_returns": returns}
@@ -134,7 +144,7 @@ def load_transitions(path: Any, observation_space: Any = None, action_space: Any
     actions and rewards, and the same columns as the other files. With spaces given,
     `check_transitions` also checks observation shapes and that actions lie in the action space.
     """
-    path = Path(path)
+    path = Path(os.path.expanduser(os.fspath(path)))
     if path.is_dir():
         files = sorted(path.glob("*.npz"))
         if not files:
