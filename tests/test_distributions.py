@@ -102,3 +102,10 @@ def test_squashed_gaussian_sample_and_log_prob_matches_log_prob():
     a, lp = d.sample_and_log_prob(seed=KEY)
     assert a.shape == (1, 2) and lp.shape == (1,)
     assert jnp.allclose(lp, d.logp(a), atol=1e-3)
+
+
+def test_multi_categorical_takes_the_spaces_numpy_nvec_and_start():
+    space = gym.spaces.MultiDiscrete([3, 2], start=[1, -1])
+    dist = MultiCategorical.get_partial_dist_cls(input_lens=space.nvec, start=space.start).from_logits(jnp.zeros((4, 5)))
+    assert np.array_equal(dist.mode(), np.tile([1, -1], (4, 1)))
+    assert all(space.contains(np.asarray(a)) for a in dist.sample(seed=jax.random.key(0)))

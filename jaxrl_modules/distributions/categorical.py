@@ -95,7 +95,8 @@ class MultiCategorical(RLlibDistributionMixin, distrax.Distribution):
             raise ValueError("MultiCategorical.from_logits needs input_lens (the space's nvec); "
                              "use default_dist_cls(space) or MultiCategorical.get_partial_dist_cls(input_lens=...)")
         input_lens = [int(n) for n in input_lens]
-        start = [int(s) for s in kwargs.get("start") or [0] * len(input_lens)]
+        start = kwargs.get("start")  # may be the space's numpy array: no truth test
+        start = [0] * len(input_lens) if start is None else [int(s) for s in start]
         if len(start) != len(input_lens):
             raise ValueError(f"MultiCategorical: expected one start per component ({len(input_lens)}, "
                              f"input_lens={input_lens}); received start={start}")
