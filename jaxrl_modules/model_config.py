@@ -183,10 +183,11 @@ class DefaultModelConfig:
             check_conv_filters(self.conv_filters)
         for field in ("fcnet_use_layernorm", "head_fcnet_use_layernorm", "free_log_std", "vf_share_layers", "use_lstm",
                       "lstm_use_prev_action", "lstm_use_prev_reward"):
-            boolean()(field, getattr(self, field))
-        real(0, low_open=True, allow_inf=True)("log_std_clip_param", self.log_std_clip_param)
-        integer(1)("max_seq_len", self.max_seq_len)
-        integer(1)("lstm_cell_size", self.lstm_cell_size)
+            object.__setattr__(self, field, boolean()(field, getattr(self, field)))  # numpy/JAX scalars as Python ones
+        object.__setattr__(self, "log_std_clip_param",
+                           real(0, low_open=True, allow_inf=True)("log_std_clip_param", self.log_std_clip_param))
+        object.__setattr__(self, "max_seq_len", integer(1)("max_seq_len", self.max_seq_len))
+        object.__setattr__(self, "lstm_cell_size", integer(1)("lstm_cell_size", self.lstm_cell_size))
 
     @classmethod
     def from_any(cls, config: Union["DefaultModelConfig", Mapping, None],

@@ -27,6 +27,13 @@ def fail(name: str, expected: str, value: Any, exc: type = ValueError) -> None:
     raise exc(f"{name} must be {expected}; got {_received(value)}")
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d NumPy or JAX array (e.g. `jnp.float32(1e-3)`) as its Python number; anything else as is."""
+    if getattr(value, "shape", None) == () and hasattr(value, "dtype") and not isinstance(value, (np.generic, str, bytes)):
+        return value.item()
+    return value
+
+
 def is_bool(value: Any) -> bool:
     return isinstance(value, (bool, np.bool_))
 
@@ -62,6 +69,7 @@ def real(low: Any = None, high: Any = None, *, low_open: bool = False, high_open
     expected = _range_text("a number" if allow_inf or bounded else "a finite number", low, high, low_open, high_open)
 
     def check(name: str, value: Any) -> Any:
+        value = _scalar(value)
         if not is_real(value):
             fail(name, expected, value, TypeError)
         v = float(value)
@@ -81,6 +89,7 @@ def integer(low: Any = None, high: Any = None) -> Check:
     expected = _range_text("an int", low, high, False, False)
 
     def check(name: str, value: Any) -> Any:
+        value = _scalar(value)
         if not is_int(value):
             fail(name, expected, value, TypeError)
         if (low is not None and value < low) or (high is not None and value > high):
@@ -99,6 +108,7 @@ nonnegative_int = integer(0)
 
 def boolean() -> Check:
     def check(name: str, value: Any) -> Any:
+        value = _scalar(value)
         if not is_bool(value):
             fail(name, "a bool (True or False)", value, TypeError)
         return bool(value)

@@ -216,6 +216,16 @@ def test_build_train_fn_checks_assigned_values(algo):
     raises_naming(VE, lambda: config.build_train_fn(0), "num_iterations", "an int >= 1", "0")
 
 
+@pytest.mark.parametrize("algo", ["PPO", "DQN"])
+@pytest.mark.parametrize("rng,exc,received", [(0, TE, "int 0"), (None, TE, "none"), (jnp.zeros(2), TE, "float32")],
+                         ids=["int", "None", "float_array"])
+def test_build_train_fn_checks_its_rng(algo, rng, exc, received):
+    config = CONFIGS[algo]().environment("gymnax:CartPole-v1").rl_module(model_config={"fcnet_hiddens": [4]})
+    train = config.build_train_fn(1)
+    raises_naming(exc, lambda: train(rng), "train(rng)", "jax.random.key(seed)" if rng is not None else "needs an rng",
+                  received)
+
+
 BUILD_CASES = [
     pytest.param(lambda: PPOConfig().training(train_batch_size_per_learner=256, minibatch_size=512),
                  VE, ("minibatch_size", "[1, 256]", "512"), id="PPO minibatch > batch"),
@@ -338,6 +348,7 @@ def test_conv_filters_that_shrink_the_observation_below_1x1_name_the_layer():
 @pytest.mark.parametrize("algo,kwargs", [
     ("PPO", dict(gamma=0.0)), ("PPO", dict(gamma=1.0)), ("PPO", dict(gamma=1)), ("PPO", dict(lambda_=0.0)),
     ("PPO", dict(lr=np.float32(1e-3), num_epochs=np.int64(2), minibatch_size=np.int32(64))),
+    ("PPO", dict(lr=jnp.float32(1e-3), gamma=np.array(0.9), num_epochs=jnp.asarray(2), shuffle_batch_per_epoch=jnp.bool_(True))),
     ("PPO", dict(entropy_coeff=0.0, kl_coeff=0.0, grad_clip=None, grad_clip_by="value")),
     ("PPO", dict(lr_schedule="linear", total_iterations=5)),
     ("DQN", dict(epsilon=0.05)), ("DQN", dict(epsilon=[(0, 1.0)])), ("DQN", dict(tau=1.0, n_step=3)),
@@ -351,6 +362,14 @@ def test_unusual_but_valid_settings_are_accepted(algo, kwargs):
     for key, value in kwargs.items():
         if key != "epsilon":
             assert getattr(config, key) == value
+
+
+def test_numpy_and_jax_scalars_in_a_model_config_are_stored_as_python_numbers():
+    config = DefaultModelConfig(lstm_cell_size=jnp.int32(8), max_seq_len=np.int64(4), log_std_clip_param=jnp.float32(5.0),
+                                use_lstm=np.bool_(True))
+    assert (config.lstm_cell_size, config.max_seq_len, config.log_std_clip_param, config.use_lstm) == (8, 4, 5.0, True)
+    assert all(type(x) in (int, float, bool) for x in (config.lstm_cell_size, config.max_seq_len,
+                                                        config.log_std_clip_param, config.use_lstm))
 
 
 def test_bare_float_epsilon_is_a_constant_schedule():
