@@ -197,6 +197,7 @@ class MultiRLModule(RLModule):
 
     @nn.nowrap
     def init_fn(self, rng: jax.Array) -> dict:
+        check_rng(rng, f"{type(self).__name__}.init", required=True)  # at trace time: no per-call cost
         if self._is_custom():
             batches = {mid: m.dummy_batch() for mid, m in self.items() if m.action_space is not None}
             variables = nn.Module.init(self, {"params": rng, "action": rng}, batches, method=MultiRLModule._init_multi)

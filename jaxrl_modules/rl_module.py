@@ -198,6 +198,7 @@ class RLModule(nn.Module):
     @nn.nowrap
     def init_fn(self, rng: jax.Array) -> dict:
         """The pure (un-jitted) body of `init`."""
+        check_rng(rng, f"{type(self).__name__}.init", required=True)  # at trace time: no per-call cost
         batch = self.dummy_batch()
         params_rng, action_rng = jax.random.split(rng)
         try:

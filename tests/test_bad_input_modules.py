@@ -182,6 +182,9 @@ RNG_CASES = {
         e["sp"], {Columns.OBS: np.zeros((2, 2, 4), np.float32)}, None), "forward_exploration", "needs an rng", "none"),
     "stacked_int_seed": (TypeError, lambda e: e["group"].forward_exploration(
         e["sp"], {Columns.OBS: np.zeros((2, 2, 4), np.float32)}, 0), "rng", "int32", "jax.random.key"),
+    "init_int_seed": (TypeError, lambda e: e["ppo"].init(0), "defaultpporlmodule.init", "jax.random.key(seed)", "int32"),
+    "init_none": (TypeError, lambda e: e["ppo"].init(None), "defaultpporlmodule.init", "needs an rng", "none"),
+    "multi_init_int_seed": (TypeError, lambda e: e["multi"].init(1), "multirlmodule.init", "jax.random.key(seed)", "int32"),
 }
 
 # ----------------------------------------------------------------------------- ModuleIDs and specs

@@ -14,6 +14,7 @@ from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
 from jaxrl_modules.apis import check_required_apis
+from jaxrl_modules.batch_check import check_rng
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.spaces import space_zeros
 
@@ -103,6 +104,7 @@ def make_train_fn(config: Any, num_iterations: int) -> Callable:
     algo = JaxOffPolicy(config)
 
     def train(rng: jax.Array) -> tuple[Any, dict]:
+        check_rng(rng, "build_train_fn(...)'s train(rng)", required=True)  # at trace time under jit
         state, metrics = scan_with_first_nonfinite(algo.iteration, algo.init(rng), num_iterations)
         return state.learner.params, metrics
 

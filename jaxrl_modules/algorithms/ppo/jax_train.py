@@ -13,6 +13,7 @@ from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
 from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, single_agent_batch
 from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
+from jaxrl_modules.batch_check import check_rng
 from jaxrl_modules.columns import Columns
 
 
@@ -90,6 +91,7 @@ def make_train_fn(config: Any, num_iterations: int) -> Callable:
     ppo = JaxPPO(config)
 
     def train(rng: jax.Array) -> tuple[Any, dict]:
+        check_rng(rng, "build_train_fn(...)'s train(rng)", required=True)  # at trace time under jit
         state, metrics = scan_with_first_nonfinite(ppo.iteration, ppo.init(rng), num_iterations)
         return state.learner.params, metrics
 
