@@ -31,11 +31,15 @@ def default_dist_cls(space: gym.Space, box_cls: type = DiagGaussian) -> type:
             raise ValueError(f"Box action spaces must have a float dtype; got {space.dtype} in {space}")
         if len(space.shape) != 1:
             raise ValueError(f"Box action spaces must be 1-D; got shape {space.shape} in {space}")
+        if space.shape[0] == 0:
+            raise ValueError(f"Box action spaces need at least one dimension; got shape {space.shape} in {space}")
         return box_cls
     if isinstance(space, gym.spaces.MultiDiscrete):
         if np.ndim(space.nvec) != 1:
             raise ValueError(f"MultiDiscrete action spaces must have a 1-D nvec; got nvec of shape "
                              f"{tuple(np.shape(space.nvec))} in {space}")
+        if np.size(space.nvec) == 0:
+            raise ValueError(f"MultiDiscrete action spaces need at least one component; got the empty {space}")
         input_lens = tuple(int(n) for n in space.nvec)
         start = tuple(int(s) for s in space.start)
         if any(start):
@@ -43,6 +47,8 @@ def default_dist_cls(space: gym.Space, box_cls: type = DiagGaussian) -> type:
         return MultiCategorical.get_partial_dist_cls(input_lens=input_lens)
     if isinstance(space, (gym.spaces.Tuple, gym.spaces.Dict)):
         sub = space.spaces
+        if not sub:
+            raise ValueError(f"{type(space).__name__} action spaces need at least one sub-space; got the empty {space}")
         if isinstance(space, gym.spaces.Tuple):
             cls_struct = tuple(default_dist_cls(s, box_cls) for s in sub)
             spaces = list(sub)

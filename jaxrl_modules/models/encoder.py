@@ -33,6 +33,9 @@ def check_observation_space(space: gym.Space) -> None:
             f"The default encoders need a 1-D or 3-D ([H, W, C]) Box observation space; got shape "
             f"{space.shape}. Flatten it or make it 3-D."
         )
+    if 0 in space.shape:
+        raise ValueError(f"The default encoders need a Box observation space with at least one value; got shape "
+                         f"{space.shape} (a zero-size dimension) in {space}")
 
 
 class Encoder(nn.Module):
