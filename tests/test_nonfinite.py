@@ -222,6 +222,16 @@ def test_dqn_host_stops_on_a_nan_reward_and_keeps_its_learner_state():
     assert same(algo.get_params(), before) and finite(algo._state()["learner"])
 
 
+def test_dqn_host_stops_stepping_the_env_right_after_a_learn_step_goes_nonfinite():
+    algo = (DQNConfig().environment("nonfinite_test_env", env_config=poisoned_env("dqn_gamma", after=10**9))
+            .env_runners(num_envs_per_env_runner=1).rl_module(model_config=TINY)
+            .training(train_batch_size=8, num_steps_sampled_before_learning_starts=16)).build()
+    object.__setattr__(algo.config, "gamma", float("nan"))  # past the settings checks: read when the update is traced
+    with pytest.raises(NonFiniteError, match=r"training iteration 1: non-finite qf_loss: first at sampling step 15"):
+        algo.train()
+    assert ENVS["dqn_gamma"][-1].steps == 16  # not the ~1000 steps of the iteration, acting on NaN Q values
+
+
 def test_sac_host_never_steps_the_env_with_actions_from_nan_params():
     algo = (SACConfig().environment("nonfinite_test_env", env_config=poisoned_env("sac", env_id="Pendulum-v1", after=10**9))
             .env_runners(num_envs_per_env_runner=1).rl_module(model_config=TINY)

@@ -131,7 +131,9 @@ class OffPolicyAlgorithm(Algorithm):
         first = (jnp.full((), -1, jnp.int32),) * 2
         try:
             for t in range(max(1, STEPS_PER_TRAIN // n)):
-                metrics, first = self._host_step(t, metrics, first)
+                metrics, first, stop = self._host_step(t, metrics, first)
+                if stop:  # a learn step went non-finite: raised below, before acting on its params
+                    break
         except NonFiniteError as err:  # an earlier non-finite loss or param is the cause, if there was one
             self._raise_host(first, metrics, start, iteration)
             self.host_state = {**self.host_state, **start}
@@ -144,13 +146,18 @@ class OffPolicyAlgorithm(Algorithm):
                 "learners": {DEFAULT_MODULE_ID: {k: float(v) for k, v in metrics.items()}}}
 
     def _host_step(self, t: int, metrics: dict, first: tuple) -> tuple:
-        """One sampling step of every env, stored and learned from. Raises `NonFiniteError` before
-        a NaN/inf observation is acted on, a NaN/inf action reaches the env, or a reward is stored."""
+        """One sampling step of every env, stored and learned from; `(metrics, first, stop)`. Raises
+        `NonFiniteError` before a NaN/inf observation is acted on, a NaN/inf action reaches the env,
+        or a reward is stored; `stop` when the previous learn step went non-finite (`first`, fetched
+        with the actions that wait for that step anyway), before the env is stepped again."""
         cfg, n = self.config, self.config.num_envs_per_env_runner
         state = self.host_state
         key = jax.random.fold_in(state["rng"], self.env_steps)
         check_rows({"env observation": self.obs}, step=t)
-        actions = np.asarray(self._act(state["learner"].params, self.obs, key, self.env_steps))
+        actions, first = jax.device_get((self._act(state["learner"].params, self.obs, key, self.env_steps), first))
+        if int(first[1]) >= 0:
+            return metrics, first, True
+        actions = np.asarray(actions)
         if np.issubdtype(actions.dtype, np.inexact):
             check_rows({"actions": actions}, step=t)
         next_obs, reward, term, trunc, info = self.envs.step(self._to_env(actions))
@@ -167,7 +174,7 @@ class OffPolicyAlgorithm(Algorithm):
             self.completed.append(float(self.episode_returns[i]))
             self.episode_returns[i] = 0.0
         self.obs = next_obs
-        return metrics, first
+        return metrics, first, False
 
     def _raise_host(self, first: tuple, metrics: dict, start: dict, iteration: int) -> None:
         """Host loop: on a non-finite loss or param (`first` from `add_and_learn`; `metrics` any step's
