@@ -252,6 +252,23 @@ def test_build_checks_settings_together(make, exc, fragments):
     raises_naming(exc, config.build, *fragments)
 
 
+@pytest.mark.parametrize("env", ["CartPole-v1", "gymnax:CartPole-v1"])
+def test_env_config_keys_the_env_does_not_take(env):
+    config = PPOConfig().environment(env, env_config={"bogus": 1}).rl_module(model_config={"fcnet_hiddens": [4]})
+    build = (lambda: config.build_train_fn(1)) if env.startswith("gymnax:") else config.build
+    raises_naming(TE, build, "env_config {'bogus': 1}", f"'{env}'", "keyword arguments its constructor accepts", "['bogus']")
+
+
+def test_config_copy_and_build_do_not_share_mutable_settings():
+    config = PPOConfig().environment("CartPole-v1").rl_module(model_config={"fcnet_hiddens": [4]})
+    copied = config.copy()
+    copied.model_config["fcnet_hiddens"].append(8)
+    assert config.model_config == {"fcnet_hiddens": [4]}
+    algo = config.training(train_batch_size_per_learner=32, minibatch_size=16).build()
+    config.model_config["fcnet_hiddens"][0] = 99  # after build: the algorithm keeps what it was built with
+    assert algo.config.model_config == {"fcnet_hiddens": [4]}
+
+
 def test_custom_module_dicts_are_not_checked_against_default_fields():
     from jaxrl_modules.rl_module import RLModule
 

@@ -199,7 +199,9 @@ class AlgorithmConfig:
         return self
 
     def copy(self) -> "AlgorithmConfig":
-        return copy.copy(self)
+        """A deep copy (as RLlib's): changing a dict or list of the copy, e.g. model_config's
+        fcnet_hiddens, leaves the original (and an algorithm built from it) as it was."""
+        return copy.deepcopy(self)
 
     def get_algorithm_class(self) -> type:
         raise ValueError(f"{type(self).__name__} has no algorithm; use an algorithm config such as PPOConfig")

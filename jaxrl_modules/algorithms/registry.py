@@ -33,6 +33,8 @@ def make_env(env: Any, env_config: dict) -> Any:
         except gym.error.Error as err:
             raise ValueError(f"Unknown environment {env!r}: not registered with register_env and not a gymnasium id "
                              f"({err})") from None
+        except TypeError as err:
+            _env_config_error(env, env_config, err)
     if callable(env):
         return env(dict(env_config))
     raise TypeError(f"environment must be a gymnasium id, a registered name, an env class or a creator; got {env!r}")
@@ -47,4 +49,14 @@ def make_gymnax(env: str, env_config: dict) -> tuple[Any, Any]:
         gym_env, params = gymnax.make(name, **env_config)
     except (ValueError, KeyError) as err:
         raise ValueError(f"Unknown gymnax environment {name!r} ({err})") from None
+    except TypeError as err:
+        _env_config_error(env, env_config, err)
     return gym_env, params
+
+
+def _env_config_error(env: str, env_config: dict, err: TypeError) -> None:
+    """Re-raises an env constructor's "unexpected keyword argument" as an error naming env_config."""
+    if env_config and "keyword argument" in str(err):
+        raise TypeError(f"env_config {env_config!r} does not fit environment {env!r}: expected only keyword arguments "
+                        f"its constructor accepts; got {sorted(env_config)} ({err})") from None
+    raise err
