@@ -75,15 +75,22 @@ def _describe(path: Path) -> str:
     return "a special file"
 
 
-def check_target(path: Any, kind: str, identify: Identify) -> Path:
-    """The absolute path to save a `kind` checkpoint at; a ValueError (nothing touched) where
-    saving there could destroy anything that is not a checkpoint of ours of that kind."""
+def path_text(path: Any) -> str:
+    """A checkpoint path as text: a str or os.PathLike (bytes decoded), a leading `~` expanded
+    (never a folder literally named `~`); a TypeError for anything else."""
     try:
         raw = os.fspath(path)
     except TypeError:
         raise TypeError(f"Checkpoint path must be a str or os.PathLike, got {type(path).__name__} {path!r}") from None
     if isinstance(raw, bytes):
         raw = os.fsdecode(raw)
+    return os.path.expanduser(raw)
+
+
+def check_target(path: Any, kind: str, identify: Identify) -> Path:
+    """The absolute path to save a `kind` checkpoint at; a ValueError (nothing touched) where
+    saving there could destroy anything that is not a checkpoint of ours of that kind."""
+    raw = path_text(path)
     cwd = Path.cwd().resolve()
     if raw.strip() in ("", "."):
         raise ValueError(f"Refusing to save a checkpoint to {raw!r}: that is the current working directory {str(cwd)!r}, "

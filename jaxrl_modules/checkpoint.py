@@ -32,7 +32,7 @@ import cloudpickle
 import jax
 import numpy as np
 
-from jaxrl_modules.atomic_dir import atomic_dir, new_save_id, read_consistently
+from jaxrl_modules.atomic_dir import atomic_dir, new_save_id, path_text, read_consistently
 from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.serialization import space_from_json, space_to_json
 
@@ -271,7 +271,7 @@ def _validate_metadata(meta: Any, where: str) -> dict:
 
 
 def read_metadata(path: Any) -> dict:
-    path = Path(path)
+    path = Path(path_text(path))
     if not path.is_dir():
         what = "nothing" if not os.path.lexists(path) else "a file"
         raise ValueError(f"No checkpoint directory at {str(path)!r}: expected a checkpoint directory, found {what}")
@@ -355,7 +355,7 @@ def _restore_params(module: Any, path: Path, module_id: Optional[str] = None, ex
 
 def restore_params(module: Any, path: Any, module_id: Optional[str] = None, expected: Any = None) -> Any:
     """Strictly restores params for `module` (or one ModuleID of a MultiRLModule)."""
-    path = Path(path).absolute()
+    path = Path(path_text(path)).absolute()
     return read_consistently(path, lambda: _restore_params(module, path, module_id, expected), save_id)
 
 
@@ -394,5 +394,5 @@ def _load_module(path: Path, expected_cls: Optional[type]) -> tuple[Any, Any]:
 
 def load_module(path: Any, expected_cls: Optional[type] = None) -> tuple[Any, Any]:
     """Rebuilds `(module, params)` from a checkpoint (single or multi)."""
-    path = Path(path).absolute()
+    path = Path(path_text(path)).absolute()
     return read_consistently(path, lambda: _load_module(path, expected_cls), save_id)

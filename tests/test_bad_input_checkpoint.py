@@ -212,6 +212,12 @@ CASES = {
     "save/foreign_file_in_checkpoint": (ValueError, foreign_file, [f"{T}/single", "mine.txt", "expected only"]),
     "save/garbage_metadata_dir": (ValueError, garbage_metadata_dir, [f"{T}/g", "no valid metadata.json", "metadata.json"]),
     "save/path_not_pathlike": (TypeError, lambda c: lambda: c.save(5), ["checkpoint path", "str or os.pathlike", "int 5"]),
+    "load/path_none": (TypeError, lambda c: lambda: RLModule.from_checkpoint(None),
+                       ["checkpoint path", "str or os.pathlike", "nonetype none"]),
+    "restore/path_int": (TypeError, lambda c: lambda: c.module.restore_from_path(3), ["checkpoint path", "str or os.pathlike",
+                                                                                       "int 3"]),
+    "algo/restore_path_none": (TypeError, lambda c: lambda: c.algo.restore_from_path(None),
+                               ["checkpoint path", "str or os.pathlike", "nonetype none"]),
     "save/algorithm_over_module": (ValueError, lambda c: (lambda p: lambda: c.algo.save_to_path(p))(c.copy("single")),
                                    [f"{T}/single", "holds an rl_module checkpoint", "algorithm checkpoint"]),
     "save/algorithm_into_folder": (ValueError, lambda c: (make_file(c, "runs/log.txt"),
@@ -398,3 +404,16 @@ def test_bad_checkpoint_input(name, base, tmp_path, monkeypatch):
             f = f.replace(k, v)
         fragments[i] = f
     raises_naming(exc, fn, *fragments)
+
+
+def test_tilde_paths_mean_the_home_directory(base, tmp_path, monkeypatch):
+    """`~/...` is the home directory (as in a shell), for saving and loading: never a folder
+    literally named `~` in the working directory."""
+    c = Ctx(base, tmp_path, monkeypatch)
+    work = c.chdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    saved = c.save("~/ckpts/m")
+    assert Path(saved) == tmp_path / "home" / "ckpts" / "m" and not (work / "~").exists()
+    module, params = RLModule.from_checkpoint("~/ckpts/m")
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, params, c.params))
+    c.module.restore_from_path(Path("~/ckpts/m"))

@@ -203,10 +203,10 @@ class Algorithm:
         """Restores a whole algorithm checkpoint, or with `component=
         "learner_group/learner/rl_module/<module_id>"` loads a module checkpoint (at `path`)
         into that module of the running algorithm."""
-        from jaxrl_modules.atomic_dir import read_consistently
+        from jaxrl_modules.atomic_dir import path_text, read_consistently
         from jaxrl_modules.checkpoint import restore_params, save_id
 
-        path = Path(path).absolute()
+        path = Path(path_text(path)).absolute()
         if component is not None:
             prefix = COMPONENT_PREFIX + "/"
             if not isinstance(component, str) or not component.startswith(prefix):
