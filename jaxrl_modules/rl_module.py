@@ -23,7 +23,7 @@ from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, SelfSupervisedLossAPI,
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.distributions import default_dist_cls
 from jaxrl_modules.batch_check import check_lead_consistent, check_rng, check_state_in
-from jaxrl_modules.param_check import FlatSpec, check_params
+from jaxrl_modules.param_check import FlatSpec, check_params, describe
 from jaxrl_modules.spaces import check_obs, space_zeros
 
 PHASES = ("exploration", "inference", "train")
@@ -127,7 +127,7 @@ class RLModule(nn.Module):
     def _validate_batch(self, batch: Any) -> None:
         """Trace-time checks: runs only when a jitted function is traced, so it is free per call."""
         if not isinstance(batch, Mapping):
-            raise TypeError(f"{type(self).__name__} expects a batch dict; got {type(batch).__name__}")
+            raise TypeError(f"{type(self).__name__} expects a batch dict such as {{'obs': array}}; got {describe(batch)}")
         if Columns.OBS not in batch:
             raise ValueError(f"{type(self).__name__}: the batch is missing {Columns.OBS!r}; got keys {sorted(batch)}")
         if self.observation_space is not None:

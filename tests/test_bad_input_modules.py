@@ -150,6 +150,8 @@ BATCH_CASES = {
         e["lstm_p"], {Columns.OBS: np.zeros((2, 1, 4), np.float32)}), "state_in", "stateful", "['obs']"),
     "stacked_batch_without_module_axis": (ValueError, lambda e: e["group"].forward_inference(
         e["sp"], {Columns.OBS: OBS[:1].repeat(3, 0)}), "batch['obs']", "(3, 4)", "module axis of size 2"),
+    "batch_not_a_dict": (TypeError, lambda e: e["ppo"].forward_inference(e["p"], OBS), "defaultpporlmodule", "batch dict",
+                         "array of shape (2, 4) float32"),
     "stacked_batch_not_a_dict": (ValueError, lambda e: e["group"].forward_inference(e["sp"], OBS), "batch", "'obs'",
                                  "array of shape (2, 4)"),
     "multi_batch_unknown_id": (ValueError, lambda e: e["multi"].forward_inference(e["mp"], {"zz": {Columns.OBS: OBS}}),
