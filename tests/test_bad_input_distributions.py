@@ -158,6 +158,12 @@ CASES = [
         default_dist_cls(gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(2)))).from_logits(jnp.zeros((4, 4), F))),
      ["MultiDistribution.kl", "('Categorical', 'DiagGaussian')", "('Categorical', 'Categorical')"]),
     ("md-kl-cat", TypeError, lambda: multidist().kl(cat()), ["MultiDistribution.kl", "MultiDistribution of", "Categorical"]),
+    ("squashed-low-above-high", ValueError, lambda: SquashedGaussian.from_logits(jnp.zeros((4, 2), F), low=1.0, high=-1.0),
+     ["SquashedGaussian.from_logits", "low < high", "low=1.0, high=-1.0"]),
+    ("squashed-infinite-bound", ValueError, lambda: SquashedGaussian.from_logits(jnp.zeros((4, 2), F), high=float("inf")),
+     ["SquashedGaussian.from_logits", "finite bounds", "high=inf"]),
+    ("squashed-string-bound", TypeError, lambda: SquashedGaussian.from_logits(jnp.zeros((4, 2), F), low="-1"),
+     ["SquashedGaussian.from_logits", "numbers or float arrays", "low='-1'"]),
     # --- default_dist_cls and the SAC module's space
     ("space-int-box", ValueError, lambda: default_dist_cls(gym.spaces.Box(0, 5, (2,), np.int32)),
      ["Box action spaces", "float dtype", "int32"]),

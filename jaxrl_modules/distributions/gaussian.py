@@ -86,7 +86,16 @@ class SquashedGaussian(RLlibDistributionMixin, distrax.Transformed):
         kwargs = cls._bound(kwargs)
         mean, log_std = jnp.split(_check_mean_log_std(cls.__name__, inputs), 2, axis=-1)
         log_std = jnp.clip(log_std, MIN_LOG_STD, MAX_LOG_STD)
-        return cls(mean, jnp.exp(log_std), kwargs.get("low", -1.0), kwargs.get("high", 1.0))
+        low, high = kwargs.get("low", -1.0), kwargs.get("high", 1.0)
+        if not any(isinstance(x, jax.core.Tracer) for x in (low, high)):  # concrete bounds: checked, free under jit
+            lo, hi = np.asarray(low), np.asarray(high)
+            if lo.dtype.kind not in "fiu" or hi.dtype.kind not in "fiu":
+                raise TypeError(f"{cls.__name__}.from_logits: expected numbers or float arrays for low and high; got "
+                                f"low={low!r}, high={high!r}")
+            if not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)) or not np.all(lo < hi):
+                raise ValueError(f"{cls.__name__}.from_logits: expected finite bounds with low < high; got low={low!r}, "
+                                 f"high={high!r}")
+        return cls(mean, jnp.exp(log_std), low, high)
 
     @classmethod
     def required_input_dim(cls, space: gym.Space, model_config: Optional[Any] = None) -> int:
