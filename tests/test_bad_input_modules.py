@@ -362,6 +362,20 @@ def test_record_transitions_bad_input(tmp_path, ppo_module, ppo_params, num_step
     assert sorted(p.name for p in tmp_path.iterdir()) == ["existing_dir"]
 
 
+@pytest.mark.parametrize("kwargs,exc,fragments", [
+    ({"seed": -1}, ValueError, ("record_transitions seed", "an int >= 0", "-1")),
+    ({"explore": "yes"}, TypeError, ("record_transitions explore", "a bool", "'yes'")),
+    ({"normalize_actions": "False"}, TypeError, ("record_transitions normalize_actions", "a bool", "'false'")),
+    ({"clip_actions": 1}, TypeError, ("record_transitions clip_actions", "a bool", "1 (int)")),
+], ids=["seed_negative", "explore_str", "normalize_actions_str", "clip_actions_int"])
+def test_record_transitions_bad_keyword(tmp_path, ppo_module, ppo_params, kwargs, exc, fragments):
+    from jaxrl_modules.algorithms.bc import record_transitions
+
+    raises_naming(exc, lambda: record_transitions(ppo_module, ppo_params, "CartPole-v1", 3, tmp_path / "o.npz", **kwargs),
+                  *fragments)
+    assert not list(tmp_path.iterdir())
+
+
 def test_record_transitions_returns_the_file_it_wrote(tmp_path, ppo_module, ppo_params):
     from jaxrl_modules.algorithms.bc import record_transitions
 

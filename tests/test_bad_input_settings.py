@@ -259,6 +259,33 @@ def test_env_config_keys_the_env_does_not_take(env):
     raises_naming(TE, build, "env_config {'bogus': 1}", f"'{env}'", "keyword arguments its constructor accepts", "['bogus']")
 
 
+class _NoSpaces:
+    observation_space, action_space = None, gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(2, np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("creator,exc,fragments", [
+    (lambda cfg: 42, TE, ("environment 'bad-env'", "reset() and step()", "int 42")),
+    (lambda cfg: _NoSpaces(), TE, ("environment 'bad-env'", "observation_space must be a gymnasium space", "nonetype none")),
+], ids=["creator_returns_int", "env_without_observation_space"])
+def test_env_creators_must_make_an_env(creator, exc, fragments):
+    from jaxrl_modules.algorithms import register_env  # importable where the README says
+
+    register_env("bad-env", creator)
+    raises_naming(exc, PPOConfig().environment("bad-env").rl_module(model_config={"fcnet_hiddens": [4]}).build, *fragments)
+
+
+def test_get_params_rejects_an_unknown_module_id():
+    algo = (PPOConfig().environment("CartPole-v1").rl_module(model_config={"fcnet_hiddens": [4]})
+            .training(train_batch_size_per_learner=32, minibatch_size=16).build())
+    raises_naming(KeyError, lambda: algo.get_params("p9"), "'p9'", "not found", "'default_policy'")
+
+
 def test_config_copy_and_build_do_not_share_mutable_settings():
     config = PPOConfig().environment("CartPole-v1").rl_module(model_config={"fcnet_hiddens": [4]})
     copied = config.copy()

@@ -160,6 +160,7 @@ class Algorithm:
 
     def get_params(self, module_id: Optional[str] = None) -> Any:
         """A snapshot of the params (later training does not change it)."""
+        self.get_module(module_id)  # an unknown ModuleID raises as get_module does
         params = self._params()
         if module_id is not None and self._is_multi():
             params = params[module_id]

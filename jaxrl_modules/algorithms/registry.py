@@ -27,7 +27,7 @@ def make_env(env: Any, env_config: dict) -> Any:
         raise ValueError("No environment set: call config.environment(env=...) first.")
     if isinstance(env, str):
         if env in _ENV_CREATORS:
-            return _ENV_CREATORS[env](dict(env_config))
+            return _checked_env(_ENV_CREATORS[env](dict(env_config)), env)
         try:
             return gym.make(env, **env_config)
         except gym.error.Error as err:
@@ -36,8 +36,26 @@ def make_env(env: Any, env_config: dict) -> Any:
         except TypeError as err:
             _env_config_error(env, env_config, err)
     if callable(env):
-        return env(dict(env_config))
+        return _checked_env(env(dict(env_config)), env)
     raise TypeError(f"environment must be a gymnasium id, a registered name, an env class or a creator; got {env!r}")
+
+
+def _checked_env(made: Any, env: Any) -> Any:
+    """What a registered creator or env class made: an env with reset/step and, single-agent,
+    gymnasium observation and action spaces (a TypeError naming the environment otherwise)."""
+    import gymnasium as gym
+
+    name = env if isinstance(env, str) else getattr(env, "__name__", repr(env))
+    if not (hasattr(made, "reset") and hasattr(made, "step")):
+        raise TypeError(f"environment {name!r} must create an env with reset() and step() (a gymnasium or multi-agent env); "
+                        f"its creator returned {type(made).__name__} {made!r}"[:400])
+    if not hasattr(made, "possible_agents"):
+        for attr in ("observation_space", "action_space"):
+            space = getattr(made, attr, None)
+            if not isinstance(space, gym.spaces.Space):
+                raise TypeError(f"environment {name!r}: the env's {attr} must be a gymnasium Space; got "
+                                f"{type(space).__name__} {space!r}")
+    return made
 
 
 def make_gymnax(env: str, env_config: dict) -> tuple[Any, Any]:
