@@ -280,6 +280,20 @@ def test_env_creators_must_make_an_env(creator, exc, fragments):
     raises_naming(exc, PPOConfig().environment("bad-env").rl_module(model_config={"fcnet_hiddens": [4]}).build, *fragments)
 
 
+@pytest.mark.parametrize("mapping,exc,fragments", [
+    (lambda: "p0", TE, ("policy_mapping_fn", "(agent_id, episode, **kwargs)", "signature ()")),
+    (None, VE, ("policy_mapping_fn", "['default_policy']", "no policy_mapping_fn is set")),
+    (lambda agent_id, episode, **kw: "p9", VE, ("policy_mapping_fn", "unknown moduleid(s) ['p9']", "['p0', 'p1']")),
+], ids=["wrong_signature", "not_set", "unknown_id"])
+def test_policy_mapping_fn_is_checked(mapping, exc, fragments):
+    from jaxrl_modules.envs import MultiAgentCartPole
+
+    config = (PPOConfig().environment(MultiAgentCartPole).rl_module(model_config={"fcnet_hiddens": [4]})
+              .training(train_batch_size_per_learner=32, minibatch_size=16).multi_agent(policies={"p0", "p1"},
+                                                                                       policy_mapping_fn=mapping))
+    raises_naming(exc, config.build, *fragments)
+
+
 def test_get_params_rejects_an_unknown_module_id():
     algo = (PPOConfig().environment("CartPole-v1").rl_module(model_config={"fcnet_hiddens": [4]})
             .training(train_batch_size_per_learner=32, minibatch_size=16).build())

@@ -6,6 +6,7 @@ and mapped to that policy), so the jitted update compiles once whatever the mapp
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 from typing import Any, Callable
 
@@ -28,6 +29,18 @@ def agent_spaces(env: Any, agent: Any) -> tuple:
     return env.observation_spaces[agent], env.action_spaces[agent]
 
 
+def _check_mapping_signature(fn: Callable) -> None:
+    """RLlib's signature `policy_mapping_fn(agent_id, episode, **kwargs)`: a TypeError naming the
+    setting where `fn` cannot be called with two positional arguments."""
+    try:
+        inspect.signature(fn).bind("agent", 0)
+    except TypeError as err:
+        raise TypeError(f"policy_mapping_fn must accept (agent_id, episode, **kwargs); got {fn!r} with signature "
+                        f"{inspect.signature(fn)} ({err})") from None
+    except ValueError:
+        return  # no signature to inspect (a builtin): it is called as it is
+
+
 class MultiAgentEnvRunner:
     def __init__(self, config: Any, module_ids: list[str]):
         self.config = config
@@ -37,6 +50,7 @@ class MultiAgentEnvRunner:
         self.agents = list(self.env.possible_agents)
         self.module_ids = module_ids
         self.mapping_fn = config.policy_mapping_fn or (lambda agent_id, episode, **kw: DEFAULT_MODULE_ID)
+        _check_mapping_signature(self.mapping_fn)
         self.obs_space = agent_spaces(self.env, self.agents[0])[0]
         self.to_env = {a: env_action_fn(config, agent_spaces(self.env, a)[1]) for a in self.agents}
         self.episode_index = 0
@@ -52,7 +66,10 @@ class MultiAgentEnvRunner:
         self.mapping = {a: self.mapping_fn(a, self.episode_index) for a in self.agents}
         unknown = sorted({m for m in self.mapping.values() if m not in self.module_ids})
         if unknown:
-            raise ValueError(f"policy_mapping_fn returned unknown ModuleID(s) {unknown}; policies are {self.module_ids}")
+            given = "" if self.config.policy_mapping_fn is not None else (
+                f" (no policy_mapping_fn is set, so every agent maps to {DEFAULT_MODULE_ID!r}: set "
+                "multi_agent(policy_mapping_fn=...))")
+            raise ValueError(f"policy_mapping_fn returned unknown ModuleID(s) {unknown}; policies are {self.module_ids}{given}")
         self.returns = np.zeros(len(self.agents))
 
     def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int) -> tuple[dict, dict, list]:
