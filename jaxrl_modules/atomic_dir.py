@@ -8,7 +8,9 @@ Saving to `path` (`atomic_dir`):
    another kind, or a checkpoint holding entries we did not write. An empty directory, or one
    of our checkpoints of the same kind, may be replaced.
 2. Leftovers of killed saves, `.<name>.tmp-<host>-<pid>-<hex>` beside `path`, are removed when
-   their writer (`pid` on this host) is no longer alive; a live concurrent writer's are kept.
+   their writer is no longer alive: each writer holds an exclusive flock of its temporary
+   directory, which the kernel releases when it dies, so a live concurrent writer's are kept even
+   across hosts or pid namespaces (where flock does not work: by host and pid).
 3. The new checkpoint is written completely into such a temporary sibling directory.
 4. Under an exclusive `flock` of the parent directory it is swapped in with Linux's
    `renameat2(RENAME_EXCHANGE)` (or `RENAME_NOREPLACE` when nothing is at `path` yet): at
@@ -148,11 +150,33 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def _writer_alive(entry: Path, match: Any) -> bool:
+    """Whether the save that made this temporary sibling may still be running. A writer holds an
+    exclusive flock of its temporary directory until it ends (the kernel drops it when the process
+    dies), so a lock we can take means a dead writer, whatever its host or pid namespace; where
+    flock does not work, a writer on another host counts as alive and one on this host by its pid."""
+    if match["what"] == "tmp" and fcntl is not None:
+        try:
+            fd = os.open(entry, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            return False  # already gone
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        except OSError:
+            pass  # no flock on this filesystem: judge by host and pid below
+        finally:
+            os.close(fd)
+    return match["host"] != _HOST or _pid_alive(int(match["pid"]))
+
+
 def _leftovers(target: Path) -> list:
     out = []
     for entry in os.listdir(target.parent):
         match = _LEFTOVER.match(entry)
-        if match and match["name"] == target.name and match["host"] == _HOST and not _pid_alive(int(match["pid"])):
+        if match and match["name"] == target.name and not _writer_alive(target.parent / entry, match):
             out.append((match["what"], target.parent / entry))
     return out
 
@@ -246,10 +270,11 @@ def atomic_dir(path: Any, write: Callable[[Path], None], kind: str, identify: Id
     tmp = target.parent / _LEFTOVER_NAME(target, "tmp")
     tmp.mkdir()
     try:
-        write(tmp)
-        with _dir_lock(target.parent, exclusive=True):
-            check_target(path, kind, identify)  # nothing foreign appeared while we wrote
-            _swap_in(tmp, target)
+        with _dir_lock(tmp, exclusive=True):  # held until we end: marks this save as alive
+            write(tmp)
+            with _dir_lock(target.parent, exclusive=True):
+                check_target(path, kind, identify)  # nothing foreign appeared while we wrote
+                _swap_in(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the old version after a swap, or a failed write
     return str(target)
@@ -264,7 +289,7 @@ def _save_under_way(target: Path) -> bool:
         return False
     for entry in entries:
         match = _LEFTOVER.match(entry)
-        if match and match["name"] == target.name and (match["host"] != _HOST or _pid_alive(int(match["pid"]))):
+        if match and match["name"] == target.name and _writer_alive(target.parent / entry, match):
             return True
     return False
 

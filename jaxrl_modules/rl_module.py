@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
+import flax
 import flax.linen as nn
 import gymnasium as gym
 import jax
@@ -27,6 +28,9 @@ from jaxrl_modules.param_check import FlatSpec, check_params, describe
 from jaxrl_modules.spaces import check_obs, space_zeros
 
 PHASES = ("exploration", "inference", "train")
+# What `init_fn` raises for a module that cannot be initialised from its spaces alone (a head
+# that reads another module's embeddings, a forward reading a column the dummy batch lacks).
+_NOT_INITIALISABLE_ALONE = (ValueError, TypeError, KeyError, AttributeError, NotImplementedError, flax.errors.FlaxError)
 
 
 def module_rng(rng: jax.Array, module_id: str) -> jax.Array:
@@ -143,7 +147,9 @@ class RLModule(nn.Module):
     @nn.nowrap
     def _expected_params(self, phase: str) -> Any:
         """The `FlatSpec` params of `phase` must match (None when the module cannot be
-        initialised on its own, e.g. a head fed by a shared encoder). Cached per instance."""
+        initialised on its own, e.g. a head fed by a shared encoder). Memoised per instance:
+        the spec is a pure function of the frozen module's fields, built with `eval_shape`, so it
+        holds no tracers and the memo changes no behaviour even when first filled inside a trace."""
         cache = self.__dict__.get("_param_specs")
         if cache is None:
             cache = {}
@@ -153,7 +159,7 @@ class RLModule(nn.Module):
             if "full" not in cache:
                 try:
                     cache["full"] = FlatSpec(jax.eval_shape(self.init_fn, jax.random.key(0)))
-                except Exception:  # not initialisable alone: the forward reports its own error
+                except _NOT_INITIALISABLE_ALONE:  # the forward then reports its own error
                     cache["full"] = None
             full, drop = cache["full"], self._non_acting()
             cache["acting"] = full.without(drop) if full is not None and drop else full

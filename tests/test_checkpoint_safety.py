@@ -198,10 +198,11 @@ def test_kill_9_at_random_points_leaves_a_loadable_checkpoint(tmp_path, module, 
         assert int(the_value(restored)) // 1000 == i + 1
     live = tmp_path / f".c0.tmp-{atomic._HOST}-{os.getpid()}-{'a' * 32}"  # a live concurrent writer's
     live.mkdir()
-    for p in paths:
-        module.save_to_path(p, filled(params, 5.0))
-        assert the_value(module.restore_from_path(p)) == 5.0
-    assert dot_entries(tmp_path) == [live.name]
+    with atomic._dir_lock(live, exclusive=True):
+        for p in paths:
+            module.save_to_path(p, filled(params, 5.0))
+            assert the_value(module.restore_from_path(p)) == 5.0
+        assert dot_entries(tmp_path) == [live.name]
 
 
 class Killed(BaseException):
@@ -255,14 +256,19 @@ def test_interrupted_write_keeps_the_old_checkpoint(tmp_path, monkeypatch, modul
 
 
 def test_leftovers_of_dead_writers_are_cleaned_live_ones_kept(tmp_path, module, params):
+    """A writer is alive while it holds the flock of its temporary directory, whatever the pid or
+    host in its name (containers sharing a volume and a hostname have their own pid namespaces)."""
     module.save_to_path(tmp_path / "c", params)
     dead = tmp_path / f".c.tmp-{atomic._HOST}-{dead_pid()}-{'b' * 32}"
-    live = tmp_path / f".c.tmp-{atomic._HOST}-{os.getpid()}-{'c' * 32}"
+    unlocked_own_pid = tmp_path / f".c.tmp-{atomic._HOST}-{os.getpid()}-{'e' * 32}"
+    unlocked_other_host = tmp_path / f".c.tmp-otherhost-{os.getpid()}-{'f' * 32}"
+    live = tmp_path / f".c.tmp-otherhost-{dead_pid()}-{'c' * 32}"
     other_name = tmp_path / f".d.tmp-{atomic._HOST}-{dead_pid()}-{'d' * 32}"
-    for d in (dead, live, other_name):
+    for d in (dead, unlocked_own_pid, unlocked_other_host, live, other_name):
         (d / "params").mkdir(parents=True)
-    module.save_to_path(tmp_path / "c", params)
-    assert dot_entries(tmp_path) == sorted([live.name, other_name.name])
+    with atomic._dir_lock(live, exclusive=True):  # a live writer holds its directory's lock
+        module.save_to_path(tmp_path / "c", params)
+        assert dot_entries(tmp_path) == sorted([live.name, other_name.name])
 
 
 def test_fallback_without_renameat2(tmp_path, monkeypatch, module, params):
