@@ -586,3 +586,8 @@ def test_grad_clip_by_each_mode(clip_by):
     else:
         assert float(jnp.max(jnp.abs(out["b"]))) == 1.0
     raises_naming(VE, lambda: adam_with_clip(0.1, 1.0, clip_by="l2"), "grad_clip_by", "global_norm", "'l2'")
+
+
+def test_bc_has_no_all_in_jit_training():
+    raises_naming(VE, lambda: BCConfig().environment("gymnax:CartPole-v1").build_train_fn(10),
+                  "BCConfig", "build_train_fn", "expected PPOConfig, DQNConfig or SACConfig")

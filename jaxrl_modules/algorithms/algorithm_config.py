@@ -206,6 +206,11 @@ class AlgorithmConfig:
     def get_algorithm_class(self) -> type:
         raise ValueError(f"{type(self).__name__} has no algorithm; use an algorithm config such as PPOConfig")
 
+    def build_train_fn(self, num_iterations: int) -> Any:
+        """Overridden by algorithms that train fully inside one `jax.jit` (PPO, DQN, SAC)."""
+        raise ValueError(f"{type(self).__name__} has no all-in-jit training (build_train_fn); expected PPOConfig, "
+                         f"DQNConfig or SACConfig, received {type(self).__name__}: use .build().train() instead")
+
     def build(self) -> Any:
         """The Algorithm for this config (a copy of it: later config changes do not leak in),
         after `validate()`."""
