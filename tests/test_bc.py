@@ -10,6 +10,7 @@ from jaxrl_modules.algorithms.bc import BCConfig, load_transitions, record_trans
 from ppo_configs import gymnax_cartpole
 
 
+@pytest.mark.slow
 def test_bc_clones_a_trained_ppo_policy(tmp_path):
     train = gymnax_cartpole().build_train_fn(num_iterations=400)
     expert_params, _ = jax.jit(train)(jax.random.key(0))

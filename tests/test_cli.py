@@ -35,6 +35,7 @@ def test_bad_arguments(tmp_path):
         main(["evaluate", str(tmp_path / "nothing"), "--env", "CartPole-v1"])
 
 
+@pytest.mark.slow
 def test_train_sac_and_bc(tmp_path):
     assert main(["train", "--algo", "sac", "--env", "gymnax:Pendulum-v1", "--iterations", "1", "--runs-dir", str(tmp_path),
                  "--name", "s", "--quiet", "--config", "num_steps_sampled_before_learning_starts=100", "fcnet_hiddens=[8]"]) == 0

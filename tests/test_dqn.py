@@ -105,6 +105,7 @@ def test_dqn_config_names_and_errors():
         DQNConfig().training(doubleq=False)
 
 
+@pytest.mark.slow
 def test_dqn_all_in_jit_solves_cartpole():
     config = (DQNConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=10, rollout_fragment_length=1)
               .rl_module(model_config={"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"})
@@ -122,6 +123,7 @@ DQN_CARTPOLE = dict(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000,
                     replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse")
 
 
+@pytest.mark.slow
 def test_dqn_host_loop_solves_cartpole_with_3_step_returns():
     algo = (DQNConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=10)
             .rl_module(model_config={"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"})
@@ -135,6 +137,7 @@ def test_dqn_host_loop_solves_cartpole_with_3_step_returns():
     assert algo.evaluate(episodes=2)["env_runners"]["episode_return_mean"] > 300
 
 
+@pytest.mark.slow
 def test_dqn_algorithm_on_gymnax_resumes(tmp_path):
     def config():
         return (DQNConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=4, rollout_fragment_length=5)

@@ -39,6 +39,7 @@ def two_policy_config():
             .rl_module(model_config={"fcnet_hiddens": [32, 32]}).training(**FAST))
 
 
+@pytest.mark.slow
 def test_two_policies_learn_through_the_stacked_update():
     algo = two_policy_config().build()
     assert isinstance(algo.learner, StackedPPOLearner)  # identical specs: one vmapped update
@@ -80,6 +81,7 @@ class PPOHeadAfterSharedEncoder(VPGPolicyAfterSharedEncoder, ValueFunctionAPI):
         return self._vf_head(batch["encoder_embeddings"] if embeddings is None else embeddings)[..., 0]
 
 
+@pytest.mark.slow
 def test_shared_encoder_trains_with_one_optimizer():
     head = dict(model_config={"embedding_dim": 16, "hidden_dim": 32})
     spec = MultiRLModuleSpec(

@@ -24,6 +24,7 @@ def test_required_apis_and_defaults():
     assert isinstance(config.api_stack(enable_rl_module_and_learner=True), AlgorithmConfig)
 
 
+@pytest.mark.slow
 def test_all_in_jit_solves_cartpole():
     train = jax.jit(gymnax_cartpole().build_train_fn(num_iterations=900))
     params, metrics = train(jax.random.key(0))
@@ -35,6 +36,7 @@ def test_all_in_jit_solves_cartpole():
     assert int(metrics["num_env_steps_sampled_lifetime"][-1]) == 900 * 512
 
 
+@pytest.mark.slow
 def test_vmapped_seeds_learn_independently():
     train = gymnax_cartpole().build_train_fn(num_iterations=150)
     params, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(1), 4))
@@ -45,6 +47,7 @@ def test_vmapped_seeds_learn_independently():
     assert np.all(late > early + 50), (early, late)
 
 
+@pytest.mark.slow
 def test_host_loop_solves_cartpole():
     algo = (PPOConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=8)
             .rl_module(model_config={"fcnet_hiddens": [64, 64]}).training(**FAST).debugging(seed=0)).build()
@@ -60,6 +63,7 @@ def test_host_loop_solves_cartpole():
     assert algo.evaluate(episodes=2)["env_runners"]["episode_return_mean"] > 300
 
 
+@pytest.mark.slow
 def test_pendulum_continuous_actions_improve():
     algo = (PPOConfig().environment("Pendulum-v1").env_runners(num_envs_per_env_runner=16)
             .rl_module(model_config={"fcnet_hiddens": [64, 64]})
@@ -81,6 +85,7 @@ def test_get_params_is_a_snapshot_and_module_access():
     assert out[Columns.ACTIONS].shape == (1,)
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_all_in_jit(tmp_path):
     def config():
         return gymnax_cartpole(train_batch_size_per_learner=128, minibatch_size=64, total_iterations=4).env_runners(

@@ -3,6 +3,7 @@ partially observable CartPole beating its feed-forward twin, and the default CNN
 
 import gymnasium as gym
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -59,6 +60,7 @@ def masked_cartpole(model_config):
             .rl_module(model_config=model_config).training(**FAST_PPO))
 
 
+@pytest.mark.slow
 def test_lstm_beats_its_feed_forward_twin_on_masked_cartpole():
     base = {"fcnet_hiddens": [64], "vf_share_layers": False}
     _, lstm = jax.jit(masked_cartpole({**base, "use_lstm": True, "lstm_cell_size": 64, "max_seq_len": 16})
@@ -70,6 +72,7 @@ def test_lstm_beats_its_feed_forward_twin_on_masked_cartpole():
     assert lstm_late > 200 and lstm_late > 3 * ff_late, (lstm_late, ff_late)
 
 
+@pytest.mark.slow
 def test_default_cnn_ppo_improves_on_minatar_breakout():
     config = (PPOConfig().environment("gymnax:Breakout-MinAtar")
               .env_runners(num_envs_per_env_runner=16, rollout_fragment_length=64)

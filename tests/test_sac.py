@@ -47,6 +47,7 @@ SAC_PENDULUM = dict(actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, train_batch_si
                     num_steps_sampled_before_learning_starts=1000, replay_buffer_config={"capacity": 50000})
 
 
+@pytest.mark.slow
 def test_sac_all_in_jit_solves_pendulum():
     config = (SACConfig().environment("gymnax:Pendulum-v1").env_runners(num_envs_per_env_runner=1, rollout_fragment_length=1)
               .rl_module(model_config={"fcnet_hiddens": [64, 64], "fcnet_activation": "relu"}).training(**SAC_PENDULUM))
