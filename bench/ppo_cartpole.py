@@ -100,9 +100,14 @@ def run_part(part: str, total: int) -> dict:
 def in_subprocess(part: str, total: int) -> dict:
     """Each measurement in a fresh process: compile times are cold, and long-lived XLA CPU
     processes that ran several large programs were seen to stall on this machine."""
-    out = subprocess.run([sys.executable, __file__, "--part", part, "--total", str(total)], check=True,
-                         capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    for attempt in range(3):  # a stalled process (0% CPU, seen about once in 5 here) is retried, not waited on
+        try:
+            out = subprocess.run([sys.executable, __file__, "--part", part, "--total", str(total)], check=True,
+                                 capture_output=True, text=True, timeout=300).stdout
+            return json.loads(out.strip().splitlines()[-1])
+        except subprocess.TimeoutExpired:
+            print(f"{part}: the process stalled for 300 s (attempt {attempt + 1} of 3); retrying", flush=True)
+    raise RuntimeError(f"{part}: stalled three times")
 
 
 def main() -> None:
