@@ -32,6 +32,12 @@ def test_values_and_order_inside_jit():
     assert out.tolist() == [[0, 1, 1, 0, 0, 0, 1], [1, 0, 0, 1, 1, 0, 0]]  # a first (sorted keys), then z
 
 
+def test_start_of_discrete_and_multi_discrete_observations():
+    space = gym.spaces.Tuple((gym.spaces.Discrete(3, start=-1), gym.spaces.MultiDiscrete([2, 3], start=[5, -2])))
+    out = FlattenObservations(space)((np.array([-1, 1]), np.array([[5, -2], [6, 0]])))
+    assert out.tolist() == [[1, 0, 0, 1, 0, 1, 0, 0], [0, 0, 1, 0, 1, 0, 0, 1]]
+
+
 def test_flattened_space_feeds_a_default_module():
     f = FlattenObservations(gym.spaces.Discrete(5))
     m = DefaultPPORLModule(observation_space=f.observation_space, action_space=gym.spaces.Discrete(2),

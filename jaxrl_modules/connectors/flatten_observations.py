@@ -68,8 +68,9 @@ class FlattenObservations:
             return jax.nn.one_hot(jnp.asarray(x) - space.start, int(space.n), dtype=jnp.float32)
         if isinstance(space, gym.spaces.MultiDiscrete):
             x = jnp.asarray(x).reshape(lead + (-1,))
-            nvec = np.asarray(space.nvec).reshape(-1)
-            return jnp.concatenate([jax.nn.one_hot(x[..., i], int(n), dtype=jnp.float32) for i, n in enumerate(nvec)], -1)
+            nvec, start = np.asarray(space.nvec).reshape(-1), np.asarray(space.start).reshape(-1)
+            return jnp.concatenate([jax.nn.one_hot(x[..., i] - int(s), int(n), dtype=jnp.float32)
+                                    for i, (n, s) in enumerate(zip(nvec, start))], -1)
         return jnp.asarray(x, jnp.float32).reshape(lead + (-1,))
 
     def __call__(self, obs: Any) -> jax.Array:
