@@ -1,4 +1,8 @@
 import csv
+import importlib.util
+import json
+import subprocess
+import sys
 
 import pytest
 
@@ -87,20 +91,105 @@ CLI_CASES = [
                  ("'Pendulum-v1'", "expected (B, 4)", "(1, 3)"), id="evaluate-on-other-env"),
     pytest.param(["evaluate", "{ckpt}", "--env", "CartPol-v1", "--episodes", "1"], ("'CartPol-v1'", "did you mean"),
                  id="evaluate-env-typo"),
+    pytest.param(["train", "--iterations", "1", "--config", "lr=abc"], ("lr", "a finite number > 0", "'abc'"),
+                 id="lr-not-a-number"),
+    pytest.param(["train", "--iterations", "1", "--config", "gamma=2"], ("gamma", "[0, 1]", "got 2"), id="gamma-out-of-range"),
+    pytest.param(["train", "--iterations", "1", "--config", "fcnet_hiddens=[0]"], ("fcnet_hiddens", "an int >= 1", "got 0"),
+                 id="model-setting-out-of-range"),
+    pytest.param(["train", "--iterations", "1", "--config", "lr"], ("--config", "key=value", "'lr'"), id="config-not-key-value"),
+    pytest.param(["train", "--iterations", "abc"], ("--iterations", "invalid int value", "'abc'"), id="iterations-not-an-int"),
+    pytest.param(["train", "--iterations", "1", "--log-every", "0"], ("--log-every", "an int >= 1", "got 0"), id="log-every-0"),
+    pytest.param(["train", "--env", "LunarLander-v3", "--iterations", "1"],
+                 ("'LunarLander-v3'", "known gymnasium id", "dependency is not installed", "gymnasium[box2d]"),
+                 marks=pytest.mark.skipif(importlib.util.find_spec("Box2D") is not None, reason="Box2D is installed"),
+                 id="env-dependency-missing"),
+    pytest.param(["train", "--env", "nosuchpkg:Foo-v0", "--iterations", "1"], ("'nosuchpkg'", "not installed"),
+                 id="env-module-missing"),
+    pytest.param(["evaluate", "{file}", "--env", "CartPole-v1"], ("no checkpoint at", "{file}", "got a file"),
+                 id="evaluate-a-file"),
+    pytest.param(["evaluate", "{dir}", "--env", "CartPole-v1"], ("{dir}", "not a jaxrl_modules checkpoint"),
+                 id="evaluate-not-a-checkpoint"),
 ]
 
 
 @pytest.mark.parametrize("argv,fragments", CLI_CASES)
-def test_bad_command_line(argv, fragments, tmp_path):
+def test_bad_command_line(argv, fragments, tmp_path, capsys):
     from conftest import raises_naming
 
     (tmp_path / "afile").write_text("x")
-    values = {"{file}": str(tmp_path / "afile")}
+    (tmp_path / "adir").mkdir()
+    values = {"{file}": str(tmp_path / "afile"), "{dir}": str(tmp_path / "adir")}
     if "{ckpt}" in argv:
         values["{ckpt}"] = _module_checkpoint(tmp_path)
     argv = [values.get(a, a) for a in argv]
     if argv[0] == "train" and "--runs-dir" not in argv:
         argv += ["--runs-dir", str(tmp_path / "runs")]
     fragments = [values.get(f, f) for f in fragments]
-    raises_naming(SystemExit, lambda: main(argv + (["--quiet"] if argv[0] == "train" else [])), *fragments)
+    capsys.readouterr()
+    err = raises_naming(SystemExit, lambda: main(argv + (["--quiet"] if argv[0] == "train" else [])), *fragments)
+    assert err.code == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and stderr.startswith(f"jaxrl-modules: error: {err}"), stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_bad_input_and_piped_progress_in_a_subprocess(tmp_path):
+    """The real command: a bad setting is one stderr line and exit code 2 (no traceback); with stdout
+    piped, progress is one plain line every --log-every iterations instead of the progress bar."""
+    cli = [sys.executable, "-m", "jaxrl_modules.cli"]
+    bad = subprocess.run(cli + ["train", "--iterations", "1", "--runs-dir", str(tmp_path), "--config", "lr=-1"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.splitlines() == ["jaxrl-modules: error: lr must be a finite number > 0; got -1 (int)"]
+    assert not list(tmp_path.iterdir())
+    ok = subprocess.run(cli + ["train", "--iterations", "3", "--log-every", "2", "--runs-dir", str(tmp_path), "--name", "p",
+                               "--num-envs", "2", "--stop-reward", "1e9", "--config", "train_batch_size_per_learner=64",
+                               "minibatch_size=64", "fcnet_hiddens=[8]"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    logs = [line for line in ok.stdout.splitlines() if line.startswith("iteration ")]
+    assert [line.split()[1] for line in logs] == ["2/3", "3/3"]  # every 2nd iteration and the last
+    assert all("env steps" in line and "return" in line and "steps/s" in line for line in logs)
+    assert "\x1b[" not in ok.stdout and "━" not in ok.stdout  # no progress bar or terminal codes
+
+
+def test_help_shows_defaults_and_config_lists_settings(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: 200)" in out and "(default: CartPole-v1)" in out and "--log-every" in out
+    from jaxrl_modules.cli import _config_class
+    from jaxrl_modules.model_config import DefaultModelConfig
+    import dataclasses
+
+    for algo in ("ppo", "dqn", "sac", "bc"):
+        assert main(["config", "--algo", algo]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        keys = {line.split(" = ")[0] for line in lines if " = " in line and not line.startswith("#")}
+        config_cls, _ = _config_class(algo)
+        assert set(config_cls()._training_keys()) <= keys
+        assert {f.name for f in dataclasses.fields(DefaultModelConfig)} <= keys
+        assert all("  # " in line for line in lines if " = " in line)  # each with what it accepts
+    assert "lr = 0.001  # a finite number > 0" in "\n".join(lines)
+    with pytest.raises(SystemExit, match="Unknown --algo 'a3c'"):
+        main(["config", "--algo", "a3c"])
+
+
+def test_bc_run_json_is_valid_and_curve_plots_the_loss(tmp_path, monkeypatch):
+    import jax
+
+    from jaxrl_modules import cli
+    from jaxrl_modules.algorithms.bc import record_transitions
+    from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
+    from conftest import CARTPOLE_ACT, CARTPOLE_OBS
+
+    policy = DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT, model_config={"fcnet_hiddens": [4]})
+    record_transitions(policy, policy.init(jax.random.key(0)), "CartPole-v1", 300, tmp_path / "data.npz")
+    labels = []
+    plot = cli._plot
+    monkeypatch.setattr(cli, "_plot", lambda *a: labels.append(plot(*a)))
+    assert main(["train", "--algo", "bc", "--iterations", "2", "--runs-dir", str(tmp_path), "--name", "b", "--quiet",
+                 "--config", f"input_='{tmp_path / 'data.npz'}'", "train_batch_size_per_learner=200", "fcnet_hiddens=[8]"]) == 0
+    run = json.loads((tmp_path / "b" / "run.json").read_text(), parse_constant=lambda c: pytest.fail(f"run.json has {c}"))
+    assert run["final_return"] is None and run["iterations"] == 2  # no episodes: null, not NaN
+    assert labels == ["default_policy/policy_loss"] and (tmp_path / "b" / "learning_curve.png").stat().st_size > 1000

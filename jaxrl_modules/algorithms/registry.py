@@ -30,9 +30,16 @@ def make_env(env: Any, env_config: dict) -> Any:
             return _checked_env(_ENV_CREATORS[env](dict(env_config)), env)
         try:
             return gym.make(env, **env_config)
+        except gym.error.DependencyNotInstalled as err:
+            raise ValueError(f"Environment {env!r} is a known gymnasium id, but its optional dependency is not installed: "
+                             f"{err}") from None
         except gym.error.Error as err:
             raise ValueError(f"Unknown environment {env!r}: not registered with register_env and not a gymnasium id "
                              f"({err})") from None
+        except ModuleNotFoundError as err:  # "module:Env-v0" ids import their module first (e.g. ale_py:ALE/Pong-v5)
+            module = env.split(":", 1)[0] if ":" in env else err.name
+            raise ValueError(f"Environment {env!r} needs the Python module {module!r}, which is not installed: pip install "
+                             f"the package that provides it (e.g. ale-py for ale_py:ALE/...) ({err})") from None
         except TypeError as err:
             _env_config_error(env, env_config, err)
     if callable(env):
