@@ -135,27 +135,12 @@ def one_of(*choices: Any, expected: str = "") -> Check:
     return validator(expected, check)
 
 
-def optional(inner: Check) -> Check:
-    """None, or what `inner` accepts."""
-    expected = f"None or {inner.expected}"  # type: ignore[attr-defined]
+def _either(accepts: Callable[[Any], bool], label: str, inner: Check) -> Check:
+    """A value `accepts` takes as it is, or what `inner` accepts; one message naming both."""
+    expected = f"{label} or {inner.expected}"  # type: ignore[attr-defined]
 
     def check(name: str, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            return inner(name, value)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"{name} must be {expected}; got {_received(value)}") from None
-
-    return validator(expected, check)
-
-
-def literal_or(literal: str, inner: Check) -> Check:
-    """The string `literal` (e.g. "auto"), or what `inner` accepts."""
-    expected = f"{literal!r} or {inner.expected}"  # type: ignore[attr-defined]
-
-    def check(name: str, value: Any) -> Any:
-        if value == literal and isinstance(value, str):
+        if accepts(value):
             return value
         try:
             return inner(name, value)
@@ -163,6 +148,16 @@ def literal_or(literal: str, inner: Check) -> Check:
             raise type(err)(f"{name} must be {expected}; got {_received(value)}") from None
 
     return validator(expected, check)
+
+
+def optional(inner: Check) -> Check:
+    """None, or what `inner` accepts."""
+    return _either(lambda value: value is None, "None", inner)
+
+
+def literal_or(literal: str, inner: Check) -> Check:
+    """The string `literal` (e.g. "auto"), or what `inner` accepts."""
+    return _either(lambda value: isinstance(value, str) and value == literal, repr(literal), inner)
 
 
 def instance_of(*types: type, allow_none: bool = True, what: str = "") -> Check:
