@@ -158,7 +158,7 @@ def test_help_shows_defaults_and_config_lists_settings(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "(default: 200)" in out and "(default: CartPole-v1)" in out and "--log-every" in out
-    from jaxrl_modules.cli import _config_class
+    from jaxrl_modules.cli import config_class as _config_class
     from jaxrl_modules.model_config import DefaultModelConfig
     import dataclasses
 
@@ -178,7 +178,7 @@ def test_help_shows_defaults_and_config_lists_settings(capsys):
 def test_bc_run_json_is_valid_and_curve_plots_the_loss(tmp_path, monkeypatch):
     import jax
 
-    from jaxrl_modules import cli
+    from jaxrl_modules.cli import train as train_command
     from jaxrl_modules.algorithms.bc import record_transitions
     from jaxrl_modules.algorithms.ppo import DefaultPPORLModule
     from conftest import CARTPOLE_ACT, CARTPOLE_OBS
@@ -186,8 +186,8 @@ def test_bc_run_json_is_valid_and_curve_plots_the_loss(tmp_path, monkeypatch):
     policy = DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT, model_config={"fcnet_hiddens": [4]})
     record_transitions(policy, policy.init(jax.random.key(0)), "CartPole-v1", 300, tmp_path / "data.npz")
     labels = []
-    plot = cli._plot
-    monkeypatch.setattr(cli, "_plot", lambda *a: labels.append(plot(*a)))
+    plot = train_command.plot
+    monkeypatch.setattr(train_command, "plot", lambda *a: labels.append(plot(*a)))
     assert main(["train", "--algo", "bc", "--iterations", "2", "--runs-dir", str(tmp_path), "--name", "b", "--quiet",
                  "--config", f"input_='{tmp_path / 'data.npz'}'", "train_batch_size_per_learner=200", "fcnet_hiddens=[8]"]) == 0
     run = json.loads((tmp_path / "b" / "run.json").read_text(), parse_constant=lambda c: pytest.fail(f"run.json has {c}"))

@@ -175,10 +175,25 @@ class Algorithm:
         """Everything to resume: params, optimizer state, RNG, counters (and, all-in-jit, env state),
         plus a module checkpoint under `learner_group/learner/rl_module/<module_id>`. Saved as
         safely and atomically as a module checkpoint (`jaxrl_modules.atomic_dir`)."""
+        from jaxrl_modules.checkpoint import save_dir
+
+        write = self._checkpoint_writer()
+        return save_dir(path, write, "algorithm")
+
+    def write_checkpoint(self, directory: Any) -> None:
+        """Writes the checkpoint `save_to_path` writes into `directory`, an existing empty folder
+        that the caller manages (e.g. an orbax `CheckpointManager` step); no atomic swap."""
+        directory = Path(directory)
+        if not directory.is_dir() or any(directory.iterdir()):
+            raise ValueError(f"write_checkpoint needs an existing empty directory; got {str(directory)!r}")
+        self._checkpoint_writer()(directory)
+
+    def _checkpoint_writer(self) -> Any:
+        """A function of a folder that writes this algorithm's checkpoint into it (state captured now)."""
         import orbax.checkpoint as ocp
 
         from jaxrl_modules.atomic_dir import new_save_id
-        from jaxrl_modules.checkpoint import _write_json, _write_module, check_params, save_dir
+        from jaxrl_modules.checkpoint import _write_json, _write_module, check_params
 
         params = self._params()
         check_params(self.module, params)
@@ -198,7 +213,7 @@ class Algorithm:
                                                  "num_leaves": len(leaves), "save_id": new_save_id(),
                                                  "state": _state_spec(state)})
 
-        return save_dir(path, write, "algorithm")
+        return write
 
     def restore_from_path(self, path: Any, component: Optional[str] = None) -> None:
         """Restores a whole algorithm checkpoint, or with `component=

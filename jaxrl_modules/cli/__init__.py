@@ -1,0 +1,34 @@
+"""`jaxrl-modules`: train with the default module, evaluate a checkpoint.
+
+    jaxrl-modules train --algo ppo --env CartPole-v1 [--config lr=1e-3 fcnet_hiddens=[64,64]]
+    jaxrl-modules evaluate runs/<name>/checkpoints/final --episodes 10
+    jaxrl-modules config --algo ppo     # every --config setting with its default and type
+
+A bad command line prints one line `jaxrl-modules: error: <message>` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+from jaxrl_modules.cli.config_build import build_config, config_class, show_config
+from jaxrl_modules.cli.parser import PROG, UsageError, build_parser
+from jaxrl_modules.cli.plot import plot
+
+__all__ = ["PROG", "UsageError", "build_config", "config_class", "main", "plot"]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Runs the command; a bad command line prints one line `jaxrl-modules: error: ...` to stderr and
+    raises `UsageError` (a SystemExit with code 2), never a traceback."""
+    from jaxrl_modules.cli.evaluate import evaluate
+    from jaxrl_modules.cli.train import train
+
+    try:
+        args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
+        commands = {"train": train, "evaluate": evaluate, "config": show_config}
+        return commands[args.command](args)
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
+        raise

@@ -1,0 +1,165 @@
+"""`--config` overrides -> a checked algorithm config, and `jaxrl-modules config --algo A`."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import difflib
+from typing import Any, Optional
+
+from jaxrl_modules.cli.parser import PROG, UsageError
+
+# Fast-learning PPO settings used by the command (RLlib's PPO defaults learn CartPole slowly).
+PPO_CLI_DEFAULTS = dict(lr=1e-3, lambda_=0.95, clip_param=0.2, vf_loss_coeff=0.5, grad_clip=0.5, num_epochs=6,
+                        minibatch_size=256, train_batch_size_per_learner=1024, use_kl_loss=False, vf_clip_param=1e6)
+DQN_CLI_DEFAULTS = dict(lr=2.5e-4, train_batch_size=128, epsilon=[(0, 1.0), (125000, 0.05)],
+                        num_steps_sampled_before_learning_starts=10000, target_network_update_freq=50,
+                        replay_buffer_config={"capacity": 10000}, grad_clip=10.0, dueling=False, td_error_loss_fn="mse")
+SAC_CLI_DEFAULTS = dict(actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3, train_batch_size_per_learner=256,
+                        num_steps_sampled_before_learning_starts=1000, replay_buffer_config={"capacity": 50000})
+BC_CLI_DEFAULTS = dict(lr=1e-3, minibatch_size=250, num_epochs=2)
+NUM_ENVS_DEFAULTS = {"ppo": 8, "dqn": 10, "sac": 1, "bc": 1}
+CLI_MODEL_DEFAULTS = {"ppo": {"fcnet_hiddens": [64, 64]}, "bc": {"fcnet_hiddens": [64, 64]},
+                      "sac": {"fcnet_hiddens": [64, 64], "fcnet_activation": "relu"},
+                      "dqn": {"fcnet_hiddens": [120, 84], "fcnet_activation": "relu"}}
+
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--config entries are key=value; got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int,
+                 iterations: Optional[int] = None) -> Any:
+    """The config `train` builds; `iterations` (the --iterations count) is the total that
+    `lr_schedule` decays over unless `total_iterations` is given. Bad settings exit with the message."""
+    try:
+        return _build_config(algo, env, overrides, num_envs, seed, iterations)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int,
+                  iterations: Optional[int]) -> Any:
+    from jaxrl_modules.validation import is_int
+    from jaxrl_modules.model_config import DefaultModelConfig
+
+    Config, training = config_class(algo)
+    num_envs = NUM_ENVS_DEFAULTS[algo] if num_envs is None else num_envs  # 0 is an error, not the default
+    if not is_int(num_envs) or num_envs < 1:
+        raise UsageError(f"--num-envs (num_envs_per_env_runner) must be an int >= 1; got {num_envs}")
+    config = Config().environment(env).env_runners(num_envs_per_env_runner=num_envs).debugging(seed=seed)
+    if algo == "bc" and "input_" not in overrides:
+        raise UsageError("--algo bc needs recorded transitions: --config input_=<path to .npz or directory>")
+    model_fields = {f.name for f in dataclasses.fields(DefaultModelConfig)}
+    model = dict(CLI_MODEL_DEFAULTS[algo])
+    for key, value in overrides.items():
+        if key in model_fields:
+            model[key] = value
+        elif key == "num_envs_per_env_runner":
+            config.env_runners(num_envs_per_env_runner=value)
+        elif key == "seed":
+            config.debugging(seed=value)
+        elif key == "input_" and algo == "bc":
+            config.offline_data(input_=value)
+        elif key in config._training_keys():
+            training[key] = value
+        else:
+            known = sorted(set(config._training_keys()) | model_fields | {"num_envs_per_env_runner", "seed"}
+                           | ({"input_"} if algo == "bc" else set()))
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"Unknown --config key {key!r}: not a training or model setting of --algo {algo}.{hint} "
+                             f"Known keys: training {sorted(config._training_keys())}, model {sorted(model_fields)}")
+    batch = training.get("train_batch_size_per_learner") or training.get("train_batch_size")
+    if "minibatch_size" in training and "minibatch_size" not in overrides and is_int(batch):
+        training["minibatch_size"] = min(training["minibatch_size"], batch)  # our default never exceeds the user's batch
+    if training.get("lr_schedule") is not None and training.get("total_iterations") is None:
+        training["total_iterations"] = iterations
+    config = config.rl_module(model_config=model).training(**training)
+    config.validate()
+    return config
+
+
+def config_class(algo: str) -> tuple[type, dict]:
+    """The config class of `--algo` and the training settings the command uses instead of its defaults."""
+    if algo == "ppo":
+        from jaxrl_modules.algorithms.ppo import PPOConfig
+
+        return PPOConfig, dict(PPO_CLI_DEFAULTS)
+    if algo == "dqn":
+        from jaxrl_modules.algorithms.dqn import DQNConfig
+
+        return DQNConfig, dict(DQN_CLI_DEFAULTS)
+    if algo == "sac":
+        from jaxrl_modules.algorithms.sac import SACConfig
+
+        return SACConfig, dict(SAC_CLI_DEFAULTS)
+    if algo == "bc":
+        from jaxrl_modules.algorithms.bc import BCConfig
+
+        return BCConfig, dict(BC_CLI_DEFAULTS)
+    raise UsageError(f"Unknown --algo {algo!r}; available: ppo, dqn, sac, bc")
+
+
+def _model_expected(name: str, annotation: str) -> str:
+    """What a DefaultModelConfig field accepts (the checks are in its __post_init__)."""
+    if name.endswith("_kwargs"):
+        return "None or a dict of initializer kwargs"
+    if name.endswith("_initializer"):
+        return "None (the default), an initializer name (e.g. 'orthogonal') or a callable"
+    if name.endswith("_activation"):
+        return "an activation name (e.g. 'tanh', 'relu', 'linear') or a callable"
+    if name.endswith("hiddens"):
+        return "a list of ints >= 1 (layer sizes)" + ("; may be empty" if name.startswith("head") else "")
+    if name == "conv_filters":
+        return "None or a list of [out_channels, kernel, stride]"
+    return {"bool": "a bool (True or False)", "int": "an int >= 1", "float": "a number > 0"}.get(annotation, annotation)
+
+
+def show_config(args: argparse.Namespace) -> int:
+    """Prints every `--config` setting of `--algo` with the default `train` uses and what it accepts."""
+    from jaxrl_modules.model_config import DefaultModelConfig
+
+    config_cls, cli_training = config_class(args.algo)
+    config = config_cls()
+    table = config.settings_table()
+    lines = [f"# --config settings of `{PROG} train --algo {args.algo}` ({config_cls.__name__}): "
+             "key = default  # accepted values", "# training"]
+
+    def line(key: str, default: Any, expected: str, note: str = "") -> str:
+        return f"{key} = {default!r}  # {expected}{note}"
+
+    for key in sorted(set(config._training_keys()) | {"num_envs_per_env_runner", "seed"}):
+        if key == "num_envs_per_env_runner":
+            default, note = NUM_ENVS_DEFAULTS[args.algo], " (also --num-envs)"
+        elif key == "seed":
+            default, note = 0, " (also --seed)"
+        elif key in cli_training:
+            default, note = cli_training[key], f" (library default {getattr(config, key, None)!r})"
+        else:
+            default, note = getattr(config, key, None), ""
+        if key == "total_iterations":
+            note = " (default: --iterations when lr_schedule is set)"
+        lines.append(line(key, default, getattr(table.get(key), "expected", "any value"), note))
+    if args.algo == "bc":
+        lines.append(line("input_", None, "a path to recorded transitions (.npz or a directory); required"))
+    lines.append("# model (DefaultModelConfig)")
+    model_defaults = DefaultModelConfig()
+    for field in dataclasses.fields(DefaultModelConfig):
+        library = getattr(model_defaults, field.name)
+        default = CLI_MODEL_DEFAULTS[args.algo].get(field.name, library)
+        note = f" (library default {library!r})" if default != library else ""
+        lines.append(line(field.name, default, _model_expected(field.name, str(field.type)), note))
+    print("\n".join(lines))
+    return 0

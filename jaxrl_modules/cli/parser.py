@@ -1,0 +1,83 @@
+"""The command line's shared pieces: the program name, `UsageError` and the argument parser."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+PROG = "jaxrl-modules"
+
+
+class UsageError(SystemExit):
+    """A bad command line: `main` prints `jaxrl-modules: error: <message>` (one line) and the
+    process exits with code 2, as argparse does. `str(err)` is the message."""
+
+    def __init__(self, message: Any) -> None:
+        super().__init__(2)
+        self.message = " ".join(str(message).split())
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors (a missing value, an int that is not one) as one line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def check_positive(flag: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{flag} must be an int >= 1; got {value}")
+
+
+def build_parser(description: str) -> argparse.ArgumentParser:
+    """Every subcommand and flag; each command module reads the flags it owns."""
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = _Parser(prog=PROG, description=description, formatter_class=formatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train an algorithm with its default module", formatter_class=formatter)
+    t.add_argument("--algo", default="ppo", help="ppo, dqn, sac, or bc (bc: --config input_=<.npz or dir>)")
+    t.add_argument("--env", default="CartPole-v1", help="gymnasium id, or gymnax:<id> for the all-in-jit path")
+    t.add_argument("--config", nargs="*", default=[],
+                   help=f"overrides key=value (training or model settings; `{PROG} config --algo A` lists them)")
+    t.add_argument("--iterations", type=int, default=200, help="training iterations (at most)")
+    t.add_argument("--stop-reward", type=float, default=None, help="stop at this return; None: the env's reward threshold")
+    t.add_argument("--num-envs", type=int, default=None, help="None: ppo 8, dqn 10, sac 1, bc 1")
+    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--name", default=None, help="run folder name; None: <algo>_<env>_<time>")
+    t.add_argument("--runs-dir", default="runs", help="folder holding the run folders")
+    t.add_argument("--log-every", type=int, default=10,
+                   help="when stdout is not a terminal, one log line every N iterations instead of the progress bar")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    # run folder (jaxrl_modules/cli/train.py, run_folder.py)
+    t.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its latest checkpoint, with its stored config")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same --name")
+    t.add_argument("--checkpoint-every", type=int, default=10, metavar="K",
+                   help="save a checkpoint every K iterations (the last few and the best are kept)")
+    t.add_argument("--eval-every", type=int, default=0, metavar="K",
+                   help="every K iterations run --eval-episodes deterministic episodes on a separate env; 0: never")
+    t.add_argument("--eval-episodes", type=int, default=5, metavar="M", help="episodes per evaluation")
+    # envs (jaxrl_modules/cli/envs.py)
+    t.add_argument("--env-config", nargs="*", default=[], metavar="KEY=VALUE", help="env constructor kwargs")
+    t.add_argument("--flatten-obs", action="store_true",
+                   help="flatten observations (Discrete -> one-hot, Dict/Tuple -> concatenated) with FlattenObservations")
+    t.add_argument("--atari", action="store_true",
+                   help="wrap ale_py:ALE/<Game>-v5 envs with wrap_atari_for_new_api_stack (pip install .[atari])")
+    # seeds (jaxrl_modules/cli/seeds.py)
+    t.add_argument("--num-seeds", type=int, default=1, metavar="N",
+                   help="gymnax envs: train N seeds (seed, seed+1, ...) vmapped in one jit")
+    e = sub.add_parser("evaluate", help="roll out a saved module with deterministic actions", formatter_class=formatter)
+    e.add_argument("checkpoint", help="runs/<name>/checkpoints/final or a saved module directory")
+    e.add_argument("--episodes", type=int, default=10, help="episodes to roll out")
+    e.add_argument("--env", default=None, help="gymnasium id; None: the env of the run the checkpoint is in")
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy/mean action")
+    e.add_argument("--seed", type=int, default=0, help="random seed of the env resets and sampled actions")
+    e.add_argument("--record", default=None, metavar="OUT", help="save one rendered episode as a .gif or .mp4")
+    c = sub.add_parser("config", help="print every --config setting with its default and type", formatter_class=formatter)
+    c.add_argument("--algo", default="ppo", help="ppo, dqn, sac, or bc")
+    return parser
+
+
