@@ -163,3 +163,9 @@ def show_config(args: argparse.Namespace) -> int:
         lines.append(line(field.name, default, _model_expected(field.name, str(field.type)), note))
     print("\n".join(lines))
     return 0
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The checked algorithm config of a `train` command line (all of its flags); `--resume`
+    rebuilds the same config from the stored flags. Bad values raise `UsageError`."""
+    return build_config(args.algo, args.env, parse_overrides(args.config), args.num_envs, args.seed, args.iterations)

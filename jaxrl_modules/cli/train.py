@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jaxrl_modules.cli.config_build import build_config, parse_overrides
+from jaxrl_modules.cli.config_build import config_from_args
 from jaxrl_modules.cli.parser import UsageError, check_positive
 from jaxrl_modules.cli.plot import plot
 
@@ -32,7 +32,7 @@ def train(args: argparse.Namespace) -> int:
 
     check_positive("--iterations", args.iterations)
     check_positive("--log-every", args.log_every)
-    config = build_config(args.algo, args.env, parse_overrides(args.config), args.num_envs, args.seed, args.iterations)
+    config = config_from_args(args)
     name = args.name or f"{args.algo}_{args.env.replace(':', '_').replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(args.runs_dir) / name
     try:
