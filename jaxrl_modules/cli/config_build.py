@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import difflib
 from typing import Any, Optional
@@ -26,31 +25,29 @@ CLI_MODEL_DEFAULTS = {"ppo": {"fcnet_hiddens": [64, 64]}, "bc": {"fcnet_hiddens"
 
 
 
-def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UsageError(f"--config entries are key=value; got {item!r}")
-        key, raw = item.split("=", 1)
-        try:
-            out[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            out[key] = raw
-    return out
+def parse_overrides(items: list[str], flag: str = "--config") -> dict:
+    """`key=value` entries of `flag` -> dict (values: Python literals, else strings)."""
+    from jaxrl_modules.cli.envs import parse_key_values
+
+    return parse_key_values(items, flag)
 
 
 def build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int,
-                 iterations: Optional[int] = None) -> Any:
+                 iterations: Optional[int] = None, *, env_config: Optional[dict] = None, flatten_obs: bool = False,
+                 atari: bool = False) -> Any:
     """The config `train` builds; `iterations` (the --iterations count) is the total that
-    `lr_schedule` decays over unless `total_iterations` is given. Bad settings exit with the message."""
+    `lr_schedule` decays over unless `total_iterations` is given. `env_config`, `flatten_obs`
+    and `atari` are `--env-config`, `--flatten-obs` and `--atari` (see `cli/envs.py`); the env
+    is built once to check them. Bad settings exit with the message."""
     try:
-        return _build_config(algo, env, overrides, num_envs, seed, iterations)
+        return _build_config(algo, env, overrides, num_envs, seed, iterations, dict(env_config or {}), flatten_obs, atari)
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
 
 
 def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int], seed: int,
-                  iterations: Optional[int]) -> Any:
+                  iterations: Optional[int], env_config: dict, flatten_obs: bool, atari: bool) -> Any:
+    from jaxrl_modules.cli.envs import ATARI_MODEL_DEFAULTS, apply_env_flags
     from jaxrl_modules.validation import is_int
     from jaxrl_modules.model_config import DefaultModelConfig
 
@@ -62,7 +59,10 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
     if algo == "bc" and "input_" not in overrides:
         raise UsageError("--algo bc needs recorded transitions: --config input_=<path to .npz or directory>")
     model_fields = {f.name for f in dataclasses.fields(DefaultModelConfig)}
+    apply_env_flags(config, algo, env, env_config, flatten_obs, atari)
     model = dict(CLI_MODEL_DEFAULTS[algo])
+    if atari and algo == "ppo":
+        model.update(ATARI_MODEL_DEFAULTS)
     for key, value in overrides.items():
         if key in model_fields:
             model[key] = value
@@ -168,4 +168,6 @@ def show_config(args: argparse.Namespace) -> int:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The checked algorithm config of a `train` command line (all of its flags); `--resume`
     rebuilds the same config from the stored flags. Bad values raise `UsageError`."""
-    return build_config(args.algo, args.env, parse_overrides(args.config), args.num_envs, args.seed, args.iterations)
+    return build_config(args.algo, args.env, parse_overrides(args.config), args.num_envs, args.seed, args.iterations,
+                        env_config=parse_overrides(getattr(args, "env_config", None) or [], "--env-config"),
+                        flatten_obs=bool(getattr(args, "flatten_obs", False)), atari=bool(getattr(args, "atari", False)))

@@ -15,7 +15,14 @@ class MultiAgentCartPole:
 
     def __init__(self, config: Optional[dict] = None):
         config = dict(config or {})
-        self.num_agents = int(config.get("num_agents", 1))
+        unknown = sorted(set(config) - {"num_agents"})
+        if unknown:
+            raise TypeError(f"MultiAgentCartPole got an unexpected keyword argument {unknown[0]!r} in its config "
+                            f"(it accepts only 'num_agents'); got config {config!r}")
+        num_agents = config.get("num_agents", 1)
+        if not isinstance(num_agents, int) or isinstance(num_agents, bool) or num_agents < 1:
+            raise ValueError(f"MultiAgentCartPole config 'num_agents' must be an int >= 1; got {num_agents!r}")
+        self.num_agents = num_agents
         self.envs = [gym.make("CartPole-v1") for _ in range(self.num_agents)]
         self.agents = self.possible_agents = list(range(self.num_agents))
         self.observation_spaces = {i: e.observation_space for i, e in enumerate(self.envs)}
