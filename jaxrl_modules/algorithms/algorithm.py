@@ -6,6 +6,7 @@ RNG and counters, and offers train / evaluate / get_module / get_params / save /
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -107,7 +108,53 @@ def _read_algorithm_json(path: Path) -> dict:
             if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
                     and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"])):
                 _bad(f"{where} state[{key!r}]", "{'path': str, 'shape': [non-negative ints], 'dtype': str}", entry)
+    if "env" in meta:
+        _check_env_entry(meta["env"], where)
     return meta
+
+
+def import_path(obj: Any) -> Optional[str]:
+    """`"module:qualname"` of a class or function that importing gives back (the same object), else None."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        return None  # a lambda or a local class
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}:{qualname}" if found is obj else None
+
+
+def _json_or_none(value: Any) -> tuple[Any, Optional[str]]:
+    """`(value, None)` when `value` is JSON as it is, else `(None, repr)`."""
+    try:
+        if json.loads(json.dumps(value, allow_nan=False)) == value:
+            return value, None
+    except (TypeError, ValueError):
+        pass
+    return None, repr(value)[:200]
+
+
+ENV_KEYS = ("id", "creator", "env_config", "normalize_actions", "clip_actions", "connector", "multi_agent", "agent_to_module")
+
+
+def _check_env_entry(env: Any, where: str) -> None:
+    """algorithm.json's "env" (absent in checkpoints written before it existed): a ValueError naming what is wrong."""
+    expected = ("a dict with id (str or null), creator (str or null), env_config (dict or null), normalize_actions, "
+                "clip_actions, multi_agent (bools), connector (null or {class, path}), agent_to_module (null or [[agent, "
+                "module_id], ...])")
+    if not isinstance(env, dict) or any(k not in env for k in ENV_KEYS):
+        _bad(f"{where} key 'env'", expected, env)
+    ok = (all(env[k] is None or isinstance(env[k], str) for k in ("id", "creator"))
+          and (env["env_config"] is None or isinstance(env["env_config"], dict))
+          and all(isinstance(env[k], bool) for k in ("normalize_actions", "clip_actions", "multi_agent"))
+          and (env["connector"] is None or (isinstance(env["connector"], dict) and {"class", "path"} <= set(env["connector"])))
+          and (env["agent_to_module"] is None or (isinstance(env["agent_to_module"], list) and all(
+              isinstance(p, list) and len(p) == 2 and isinstance(p[1], str) for p in env["agent_to_module"]))))
+    if not ok:
+        _bad(f"{where} key 'env'", expected, env)
 
 
 class Algorithm:
@@ -198,6 +245,7 @@ class Algorithm:
         params = self._params()
         check_params(self.module, params)
         state = self._state()
+        env = self.env_entry()
 
         def write(tmp: Path) -> None:
             leaves, _ = _to_numpy_leaves(state)
@@ -211,9 +259,47 @@ class Algorithm:
                 _write_module(sub, params[mid] if self._is_multi() else params, target)
             _write_json(tmp / "algorithm.json", {"algorithm": type(self).__name__, "iteration": self.iteration,
                                                  "num_leaves": len(leaves), "save_id": new_save_id(),
-                                                 "state": _state_spec(state)})
+                                                 "state": _state_spec(state), "env": env})
 
         return write
+
+    def env_entry(self) -> dict:
+        """How to rebuild this algorithm's env, as algorithm.json's "env" records it: `id` (a string id),
+        `creator` (the import path of an env class or creator, or of the creator `register_env` holds
+        for `id`; null when not importable), `env_config` (null with `env_config_repr` when not JSON),
+        `normalize_actions`, `clip_actions`, `connector` (null, or `{"class", "path"}` of the
+        env-to-module connector built; path null when not importable), `multi_agent` and
+        `agent_to_module` (multi-agent: `[[agent, module_id], ...]` for the env's agents in episode 0)."""
+        from jaxrl_modules.algorithms.registry import _ENV_CREATORS
+
+        cfg = self.config
+        env_id = cfg.env if isinstance(cfg.env, str) else None
+        creator = _ENV_CREATORS.get(env_id) if env_id is not None else cfg.env
+        env_config, env_config_repr = _json_or_none(dict(cfg.env_config))
+        entry: dict = {"id": env_id, "creator": import_path(creator) if creator is not None else None,
+                       "env_config": env_config, "normalize_actions": bool(cfg.normalize_actions),
+                       "clip_actions": bool(cfg.clip_actions), "connector": None, "multi_agent": False,
+                       "agent_to_module": None}
+        if env_config_repr is not None:
+            entry["env_config_repr"] = env_config_repr
+        if cfg.env_to_module_connector is not None:
+            connector = self._env_connector()
+            cls = type(connector) if connector is not None else None
+            entry["connector"] = {"class": cls.__name__ if cls else None, "path": import_path(cls) if cls else None}
+        runner = getattr(self, "runner", None)
+        if getattr(self, "mode", None) == "multi" and runner is not None:
+            entry["multi_agent"] = True
+            pairs = [[a, runner.mapping_fn(a, 0)] for a in runner.agents]
+            entry["agent_to_module"] = pairs if _json_or_none(pairs)[1] is None else None
+        return entry
+
+    def _env_connector(self) -> Any:
+        """The env-to-module connector object this algorithm built, or None when there is none to find."""
+        for owner in (self, getattr(self, "runner", None)):
+            if getattr(owner, "connector", None) is not None:
+                return owner.connector
+        jax_algo = getattr(self, "jax_ppo", None)
+        return jax_algo.runner.obs_fn if jax_algo is not None else None
 
     def restore_from_path(self, path: Any, component: Optional[str] = None) -> None:
         """Restores a whole algorithm checkpoint, or with `component=

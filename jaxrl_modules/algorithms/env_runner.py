@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
 import jax
@@ -14,6 +14,27 @@ from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import Columns
+
+
+class EpisodeReturns:
+    """`episode_return_mean` as every loop reports it: the mean return of the episodes that ended
+    during an iteration, carried forward from the last iteration in which one ended when none did
+    (NaN before the first); `num_episodes` is how many ended in the iteration (0: the mean is carried)."""
+
+    def __init__(self) -> None:
+        self.last = float("nan")
+
+    def update(self, returns: Any) -> dict:
+        """`{"episode_return_mean", "num_episodes"}` for an iteration whose ended episodes had `returns`."""
+        returns = [float(r) for r in returns]
+        return self.update_sum(sum(returns), len(returns))
+
+    def update_sum(self, total: float, count: int) -> dict:
+        """As `update`, from the sum and count of the returns (what the jitted loops compute)."""
+        count = int(count)
+        if count > 0:
+            self.last = float(total) / count
+        return {"episode_return_mean": self.last, "num_episodes": count}
 
 
 def build_connector(config: Any, env: Any, observation_space: gym.Space, action_space: gym.Space) -> Any:
@@ -72,7 +93,7 @@ class GymEnvRunner:
         self.envs = make_vector_env(config)
         self.obs, _ = self.envs.reset(seed=config.seed)
         self.episode_returns = np.zeros(config.num_envs_per_env_runner)
-        self.completed: deque = deque(maxlen=100)
+        self.completed: deque = deque(maxlen=100)  # the last 100 returns (a history; not episode_return_mean)
         self.num_env_steps = 0
 
     def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int) -> tuple[dict, Any, list]:
@@ -113,22 +134,60 @@ class GymEnvRunner:
         self.envs.close()
 
 
-def evaluate_policy(config: Any, module: Any, params: Any, episodes: int, seed: int = 10_000) -> list[float]:
-    """Deterministic (forward_inference) returns of `episodes` full episodes on a fresh env."""
+def make_render_env(config: Any) -> Any:
+    """The config's env rendering `rgb_array` frames: gymnasium ids are made with
+    `render_mode="rgb_array"`; other envs (registered creators, classes) must already render so."""
+    from jaxrl_modules.algorithms.registry import _ENV_CREATORS
+
+    if isinstance(config.env, str) and config.env not in _ENV_CREATORS:
+        try:
+            return make_env(config.env, {**config.env_config, "render_mode": "rgb_array"})
+        except gym.error.DependencyNotInstalled as err:
+            raise ValueError(f"Cannot render {config.env!r}: a rendering dependency is not installed ({err})") from None
     env = make_env(config.env, config.env_config)
+    if getattr(env, "render_mode", None) != "rgb_array":
+        env.close()
+        raise ValueError(f"Cannot record {config.env!r}: expected an env that renders rgb_array frames; its render_mode is "
+                         f"{getattr(env, 'render_mode', None)!r}")
+    return env
+
+
+def evaluate_policy(config: Any, module: Any, params: Any, episodes: int, seed: int = 10_000, *,
+                    stochastic: bool = False, frames: Optional[list] = None) -> list[float]:
+    """Returns of `episodes` full episodes on a fresh env (reset with seeds `seed`, `seed + 1`, ...):
+    deterministic (forward_inference) or, `stochastic`, sampled (forward_exploration, keys from `seed`).
+    With a `frames` list, the env renders `rgb_array` frames and the first episode's are appended to it."""
+    from jaxrl_modules.algorithms.jax_evaluate import exploration_kwargs
+
+    env = make_render_env(config) if frames is not None else make_env(config.env, config.env_config)
     connector = build_connector(config, env, env.observation_space, env.action_space)
-    act = make_act_fn(module, connector, "inference")
+    fwd = module.phase_fn("exploration" if stochastic else "inference")
+    kwargs = exploration_kwargs(module) if stochastic else {}
+
+    def act(p: Any, obs: Any, key: jax.Array) -> Any:
+        return fwd(p, {Columns.OBS: connector(obs) if connector is not None else obs}, key, **kwargs)[Columns.ACTIONS]
+
+    act = jax.jit(act)
     to_env = env_action_fn(config, env.action_space)
+    key = jax.random.key(seed)
     returns = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        done, total = False, 0.0
-        while not done:
-            out = act(params, jnp.asarray(obs)[None], jax.random.key(0), 0)
-            action = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], out[Columns.ACTIONS])
-            obs, reward, term, trunc, _ = env.step(to_env(action))
-            total += float(reward)
-            done = term or trunc
-        returns.append(total)
-    env.close()
+    try:
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed + ep)
+            record = frames is not None and ep == 0
+            if record:
+                frames.append(np.asarray(env.render()))
+            done, total, t = False, 0.0, 0
+            while not done:
+                batch = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], obs)
+                out = act(params, batch, jax.random.fold_in(jax.random.fold_in(key, ep), t))
+                action = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], out)
+                obs, reward, term, trunc, _ = env.step(to_env(action))
+                if record:
+                    frames.append(np.asarray(env.render()))
+                total += float(reward)
+                done, t = term or trunc, t + 1
+            returns.append(total)
+    finally:
+        env.close()
     return returns

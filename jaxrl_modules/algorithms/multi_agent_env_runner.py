@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
@@ -54,8 +54,9 @@ class MultiAgentEnvRunner:
         self.obs_space = agent_spaces(self.env, self.agents[0])[0]
         self.to_env = {a: env_action_fn(config, agent_spaces(self.env, a)[1]) for a in self.agents}
         self.episode_index = 0
-        self.completed: deque = deque(maxlen=100)
+        self.completed: deque = deque(maxlen=100)  # the last 100 returns (a history; not episode_return_mean)
         self.completed_per_module: dict = {mid: deque(maxlen=100) for mid in module_ids}
+        self.finished_per_module: dict = {mid: [] for mid in module_ids}  # of the last sample() call
         self.num_env_steps = 0
         self._reset()
 
@@ -74,13 +75,16 @@ class MultiAgentEnvRunner:
 
     def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int) -> tuple[dict, dict, list]:
         """`act(params, {mid: obs [A, ...]}, rng, t) -> {mid: out}`. Returns per-policy `[T, A]`
-        trajectories, per-policy last observations `[A, ...]`, and finished episode returns."""
+        trajectories, per-policy last observations `[A, ...]`, and the returns (summed over agents) of
+        the episodes that ended during this call; `finished_per_module` then holds, per module, the
+        returns of the agents mapped to it in those episodes."""
         A = len(self.agents)
         mapped = {mid: np.array([self.mapping[a] == mid for a in self.agents]) for mid in self.module_ids}
         cols: dict = {mid: {k: [] for k in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
                                             Columns.REWARDS, Columns.TERMINATEDS, Columns.LOSS_MASK)}
                       for mid in self.module_ids}
         finished = []
+        self.finished_per_module = {mid: [] for mid in self.module_ids}
         for t in range(steps):
             obs_now = self.obs.copy()
             check_rows({"env observation": obs_now}, step=t, row="agent index")
@@ -113,9 +117,57 @@ class MultiAgentEnvRunner:
                 finished.append(float(self.returns.sum()))
                 for i, a in enumerate(self.agents):
                     self.completed_per_module[self.mapping[a]].append(float(self.returns[i]))
+                    self.finished_per_module[self.mapping[a]].append(float(self.returns[i]))
                 self.episode_index += 1
                 self._reset()
                 mapped = {mid: np.array([self.mapping[a] == mid for a in self.agents]) for mid in self.module_ids}
         self.completed.extend(finished)
         traj = {mid: {k: np.stack(v) for k, v in c.items()} for mid, c in cols.items()}
         return traj, {mid: self.obs.copy() for mid in self.module_ids}, finished
+
+
+def evaluate_multi_agent(config: Any, act: Callable, params: Any, module_ids: list[str], episodes: int, seed: int = 10_000,
+                         mapping_fn: Optional[Callable] = None) -> list[float]:
+    """Returns (summed over agents) of `episodes` full episodes of the config's multi-agent env (reset
+    with seeds `seed`, `seed + 1`, ...). `act(params, {mid: {"obs": [A, ...]}}, key) -> {mid: out}` (a
+    MultiRLModule's forward_inference or forward_exploration); each agent takes the action of the module
+    `mapping_fn(agent_id, episode)` (default: the config's policy_mapping_fn, else default_policy) maps it to."""
+    env = make_env(config.env, config.env_config)
+    if not is_multi_agent_env(env):
+        raise ValueError(f"evaluate_multi_agent needs a multi-agent env (with possible_agents); got {config.env!r}")
+    agents = list(env.possible_agents)
+    mapping_fn = mapping_fn or config.policy_mapping_fn or (lambda agent_id, episode, **kw: DEFAULT_MODULE_ID)
+    to_env = {a: env_action_fn(config, agent_spaces(env, a)[1]) for a in agents}
+    act = jax.jit(act)
+    key = jax.random.key(seed)
+    returns = []
+    try:
+        for ep in range(episodes):
+            mapping = {a: mapping_fn(a, ep) for a in agents}
+            unknown = sorted({str(m) for m in mapping.values() if m not in module_ids})
+            if unknown:
+                raise ValueError(f"The agent-to-module mapping names unknown ModuleID(s) {unknown}; modules are {module_ids}")
+            obs, _ = env.reset(seed=seed + ep)
+            last = np.stack([np.asarray(obs[a], np.float32) for a in agents])
+            active = np.ones(len(agents), bool)
+            total, t = 0.0, 0
+            while active.any():
+                out = jax.device_get(act(params, {mid: {Columns.OBS: last} for mid in module_ids},
+                                         jax.random.fold_in(jax.random.fold_in(key, ep), t)))
+                actions = {a: to_env[a](jax.tree_util.tree_map(lambda x: x[i], out[mapping[a]][Columns.ACTIONS]))
+                           for i, a in enumerate(agents) if active[i]}
+                obs, rew, term, trunc, _ = env.step(actions)
+                for i, a in enumerate(agents):
+                    if a in actions:
+                        total += float(rew[a])
+                        active[i] &= not (term[a] or trunc[a])
+                        if a in obs:
+                            last[i] = obs[a]
+                if term.get("__all__") or trunc.get("__all__"):
+                    break
+                t += 1
+            returns.append(total)
+    finally:
+        if hasattr(env, "close"):
+            env.close()
+    return returns

@@ -13,7 +13,8 @@ import numpy as np
 from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.algorithm import Algorithm
-from jaxrl_modules.algorithms.env_runner import build_connector, evaluate_policy, make_vector_env, true_next_obs
+from jaxrl_modules.algorithms.env_runner import (EpisodeReturns, build_connector, evaluate_policy, make_vector_env,
+                                                 true_next_obs)
 from jaxrl_modules.algorithms.nonfinite import (NonFiniteError, carry_first_nonfinite, check_rows, describe_named,
                                                 nonfinite_code, quantity_names, scan_with_first_nonfinite)
 from jaxrl_modules.algorithms.registry import is_gymnax, make_env
@@ -44,7 +45,7 @@ class OffPolicyAlgorithm(Algorithm):
             per_iter = self.jax_algo.steps * cfg.num_envs_per_env_runner
             n = max(1, STEPS_PER_TRAIN // per_iter)
             self._run = jax.jit(lambda s: scan_with_first_nonfinite(self.jax_algo.iteration, s, n))
-            self._last_return = float("nan")
+            self._returns = EpisodeReturns()
             return
         self.mode = "host"
         probe = make_env(cfg.env, cfg.env_config)
@@ -60,7 +61,9 @@ class OffPolicyAlgorithm(Algorithm):
         self.envs = make_vector_env(cfg)
         self.obs, _ = self.envs.reset(seed=cfg.seed)
         self.episode_returns = np.zeros(n)
-        self.completed: deque = deque(maxlen=100)
+        self.completed: deque = deque(maxlen=100)  # the last 100 returns (a history; not episode_return_mean)
+        self._returns = EpisodeReturns()
+        self._finished: list = []  # returns of the episodes that ended in this train() call
         self.env_steps = 0
         rng = jax.random.key(cfg.seed)
         params = self.module.init(jax.random.fold_in(rng, 1))
@@ -99,7 +102,11 @@ class OffPolicyAlgorithm(Algorithm):
         """About 1000 env steps. Raises `NonFiniteError` when an env observation or reward, a loss or a
         param is NaN or inf: the all-in-jit path keeps its whole state from before this call; the host
         loop keeps its learner state (params, optimizer state, target params) and RNG from before this
-        call, while its replay buffer and env counters keep what was sampled."""
+        call, while its replay buffer and env counters keep what was sampled.
+
+        `result["env_runners"]["episode_return_mean"]` is the mean return of the episodes that ended
+        during this call, carried forward from the last call in which one ended when none did (NaN
+        before the first); `num_episodes` counts the episodes that ended (0: carried)."""
         cfg = self.config
         iteration = self.iteration + 1
         if self.mode == "jax":
@@ -116,11 +123,8 @@ class OffPolicyAlgorithm(Algorithm):
             for key in ("nonfinite_code", "first_nonfinite_iteration", "first_nonfinite_code"):
                 metrics.pop(key)
             ended = metrics["num_episodes"] > 0
-            if ended.any():
-                r = metrics["episode_return_mean"][ended]
-                self._last_return = float(np.sum(r * metrics["num_episodes"][ended]) / metrics["num_episodes"][ended].sum())
-            return {"env_runners": {"episode_return_mean": self._last_return,
-                                    "num_episodes": int(metrics["num_episodes"].sum())},
+            total = float(np.sum(metrics["episode_return_mean"][ended] * metrics["num_episodes"][ended]))
+            return {"env_runners": self._returns.update_sum(total, int(metrics["num_episodes"].sum())),
                     "num_env_steps_sampled_lifetime": int(metrics["num_env_steps_sampled_lifetime"][-1]),
                     "learners": {DEFAULT_MODULE_ID: {k: float(np.nanmean(v)) for k, v in metrics.items()
                                                      if k not in ("episode_return_mean", "num_episodes",
@@ -129,6 +133,7 @@ class OffPolicyAlgorithm(Algorithm):
         n = cfg.num_envs_per_env_runner
         start = {"learner": self.host_state["learner"], "rng": self.host_state["rng"]}
         first = (jnp.full((), -1, jnp.int32),) * 2
+        self._finished = []
         try:
             for t in range(max(1, STEPS_PER_TRAIN // n)):
                 metrics, first, stop = self._host_step(t, metrics, first)
@@ -140,8 +145,7 @@ class OffPolicyAlgorithm(Algorithm):
             raise err.at_iteration(iteration, _HOST_KEPT) from None
         metrics, first = jax.device_get((metrics, first))
         self._raise_host(first, metrics, start, iteration)
-        mean = float(np.mean(self.completed)) if self.completed else float("nan")
-        return {"env_runners": {"episode_return_mean": mean, "num_episodes": len(self.completed)},
+        return {"env_runners": self._returns.update(self._finished),
                 "num_env_steps_sampled_lifetime": self.env_steps,
                 "learners": {DEFAULT_MODULE_ID: {k: float(v) for k, v in metrics.items()}}}
 
@@ -172,6 +176,7 @@ class OffPolicyAlgorithm(Algorithm):
         self.episode_returns += reward
         for i in np.flatnonzero(term | trunc):
             self.completed.append(float(self.episode_returns[i]))
+            self._finished.append(float(self.episode_returns[i]))
             self.episode_returns[i] = 0.0
         self.obs = next_obs
         return metrics, first, False
@@ -188,10 +193,19 @@ class OffPolicyAlgorithm(Algorithm):
         raise NonFiniteError(names[code], iteration, f"first at sampling step {step} of this iteration", _HOST_KEPT)
 
     def evaluate(self, episodes: int | None = None) -> dict:
+        """Deterministic (forward_inference) returns of `evaluation_duration` (or `episodes`) complete
+        episodes on fresh envs: gymnax envs in one jit (`jax_evaluate`), gymnasium envs in a host loop."""
+        episodes = episodes or self.config.evaluation_duration
         if self.mode == "jax":
-            raise ValueError(f"evaluate() rolls out gymnasium envs; this {type(self).__name__} trains on a gymnax env")
-        returns = evaluate_policy(self.config, self.module, self._params(), episodes or self.config.evaluation_duration)
-        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "episode_returns": returns}}
+            from jaxrl_modules.algorithms.jax_evaluate import evaluate_gymnax
+
+            runner = self.jax_algo.runner
+            returns = evaluate_gymnax(runner.env, runner.env_params, self.module, self._params(), episodes,
+                                      to_env=runner.to_env)
+        else:
+            returns = evaluate_policy(self.config, self.module, self._params(), episodes)
+        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
+                                "episode_returns": returns}}
 
     def _params(self) -> Any:
         return self.state.learner.params if self.mode == "jax" else self.host_state["learner"].params

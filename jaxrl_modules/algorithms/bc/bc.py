@@ -68,13 +68,14 @@ class BC(Algorithm):
         self.num_samples += len(idx)
         return {"learners": {"default_policy": {k: float(v) for k, v in metrics.items()}},
                 "num_env_steps_trained_lifetime": self.num_samples, "num_env_steps_sampled_lifetime": 0,
-                "env_runners": {"episode_return_mean": float("nan")}}
+                "env_runners": {"episode_return_mean": float("nan"), "num_episodes": 0}}  # offline: no episodes
 
     def evaluate(self, episodes: int | None = None) -> dict:
         if self.config.env is None:
             raise ValueError("evaluate() needs an env: call config.environment(...)")
         returns = evaluate_policy(self.config, self.module, self._params(), episodes or self.config.evaluation_duration)
-        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "episode_returns": returns}}
+        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
+                                "episode_returns": returns}}
 
     def _params(self) -> Any:
         return self.learner_state.params

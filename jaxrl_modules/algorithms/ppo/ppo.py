@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.algorithm import Algorithm
-from jaxrl_modules.algorithms.env_runner import GymEnvRunner, evaluate_policy, make_act_fn
+from jaxrl_modules.algorithms.env_runner import EpisodeReturns, GymEnvRunner, evaluate_policy, make_act_fn
 from jaxrl_modules.algorithms.multi_agent_env_runner import MultiAgentEnvRunner, agent_spaces, is_multi_agent_env
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, at_iteration, describe_named, nonfinite_code, raise_for_code
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
@@ -21,17 +21,13 @@ from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 from jaxrl_modules.multi_rl_module import MultiRLModule, MultiRLModuleSpec
 
 
-def _mean(values: Any) -> float:
-    values = list(values)
-    return float(np.mean(values)) if values else float("nan")
-
-
 class PPO(Algorithm):
     """Proximal Policy Optimization (RLlib's loss, defaults and result keys)."""
 
     # ----------------------------------------------------------------- setup
     def _setup(self) -> None:
         cfg = self.config
+        self._returns = EpisodeReturns()
         if is_gymnax(cfg.env):
             from jaxrl_modules.algorithms.ppo.jax_train import JaxPPO
 
@@ -41,7 +37,6 @@ class PPO(Algorithm):
             self.learner = self.jax_ppo.learner
             self.train_state = jax.jit(self.jax_ppo.init)(jax.random.key(cfg.seed))
             self._iteration_fn = jax.jit(self.jax_ppo.iteration)
-            self._last_return = float("nan")
             return
         probe = make_env(cfg.env, cfg.env_config)
         multi_env = is_multi_agent_env(probe)
@@ -116,6 +111,7 @@ class PPO(Algorithm):
         else:
             self.learner = cfg.get_default_learner_class()(self.module, cfg, module_ids=self.policy_ids)
         self.runner = MultiAgentEnvRunner(cfg, self.policy_ids)
+        self._module_returns = {mid: EpisodeReturns() for mid in self.policy_ids}
         fwd = self.module.phase_fn("exploration")
         self.act = jax.jit(lambda params, batch, rng, t: fwd(params, batch, jax.random.fold_in(rng, t)))
 
@@ -148,7 +144,13 @@ class PPO(Algorithm):
 
     def training_step(self) -> dict:
         """One iteration. Raises `NonFiniteError` (keeping the state from before the iteration) when
-        an env observation or reward, a loss or a param is NaN or inf."""
+        an env observation or reward, a loss or a param is NaN or inf.
+
+        `result["env_runners"]["episode_return_mean"]` is the mean return of the episodes that ended
+        during this iteration, carried forward from the last iteration in which one ended when none did
+        (NaN before the first); `num_episodes` counts the episodes that ended (0: carried). Multi-agent
+        runs report an episode's return as the sum over its agents, and per module
+        `module_episode_returns_mean` (the returns of the agents mapped to it) the same way."""
         cfg = self.config
         iteration = self.iteration + 1
         if self.mode == "jax":
@@ -160,10 +162,8 @@ class PPO(Algorithm):
                 values = {"metrics": metrics, "params": train_state.learner.params}
                 raise NonFiniteError(name, iteration, describe_named(name, values) or "inside the jitted iteration")
             self.train_state = train_state
-            if metrics["num_episodes"] > 0:
-                self._last_return = float(metrics["episode_return_mean"])
-            return {"env_runners": {"episode_return_mean": self._last_return,
-                                    "num_episodes": int(metrics["num_episodes"])},
+            n = int(metrics["num_episodes"])
+            return {"env_runners": self._returns.update_sum(float(metrics["episode_return_mean"]) * n if n else 0.0, n),
                     "num_env_steps_sampled_lifetime": int(metrics["num_env_steps_sampled_lifetime"]),
                     "learners": {DEFAULT_MODULE_ID: _floats(metrics, skip=("episode_return_mean", "num_episodes",
                                                                            "num_env_steps_sampled_lifetime"))}}
@@ -175,39 +175,42 @@ class PPO(Algorithm):
         metrics, code = jax.device_get((metrics, code))
         raise_for_code(code, {"metrics": metrics, "params": self.learner.params_of(learner_state)}, iteration)
         self.learner_state, self.rng = learner_state, rng
-        result = {"env_runners": {"episode_return_mean": _mean(self.runner.completed),
-                                  "num_episodes": len(finished)},
+        result = {"env_runners": self._returns.update(finished),
                   "num_env_steps_sampled_lifetime": int(self.runner.num_env_steps)}
         if self.mode == "multi":
             result["env_runners"]["module_episode_returns_mean"] = {
-                mid: _mean(v) for mid, v in self.runner.completed_per_module.items()}
+                mid: self._module_returns[mid].update(self.runner.finished_per_module[mid])["episode_return_mean"]
+                for mid in self.policy_ids}
             result["learners"] = {mid: _floats(m) for mid, m in metrics.items()}
         else:
             result["learners"] = {DEFAULT_MODULE_ID: _floats(metrics)}
         return result
 
     def evaluate(self, episodes: int | None = None) -> dict:
-        """Deterministic returns over `evaluation_duration` episodes (single-agent envs)."""
+        """Deterministic (forward_inference) returns of `evaluation_duration` (or `episodes`) complete
+        episodes on fresh envs: gymnax envs in one jit (`jax_evaluate`), gymnasium envs in a host loop,
+        multi-agent envs with each agent acting through its mapped module (an episode's return is the
+        sum over its agents)."""
         episodes = episodes or self.config.evaluation_duration
-        if self.mode == "multi":
-            raise ValueError("evaluate() supports single-agent envs; read result['env_runners'] for multi-agent runs")
-        config = self.config
         if self.mode == "jax":
             returns = self._evaluate_jax(episodes)
+        elif self.mode == "multi":
+            from jaxrl_modules.algorithms.multi_agent_env_runner import evaluate_multi_agent
+
+            fwd = self.module.phase_fn("inference")
+            returns = evaluate_multi_agent(self.config, lambda p, batch, key: fwd(p, batch, key), self._params(),
+                                           self.policy_ids, episodes)
         else:
-            returns = evaluate_policy(config, self.module, self._params(), episodes)
+            returns = evaluate_policy(self.config, self.module, self._params(), episodes)
         return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
                                 "episode_returns": returns}}
 
-    def _evaluate_jax(self, episodes: int) -> list:
+    def _evaluate_jax(self, episodes: int, seed: int = 10_000) -> list:
+        from jaxrl_modules.algorithms.jax_evaluate import evaluate_gymnax
+
         runner = self.jax_ppo.runner
-        fwd = self.module.phase_fn("inference")
-        act = lambda p, b, k: fwd(p, b, k)  # noqa: E731
-        state = runner.reset(jax.random.key(10_000))
-        max_steps = 1000
-        _, _, stats = jax.jit(lambda p, s: runner.rollout(act, p, s, jax.random.key(1), max_steps))(self._params(), state)
-        mean = float(stats["return_sum"] / max(1, int(stats["episodes"])))
-        return [mean] * episodes if int(stats["episodes"]) else [float("nan")]
+        return evaluate_gymnax(runner.env, runner.env_params, self.module, self._params(), episodes, seed=seed,
+                               obs_fn=runner.obs_fn, to_env=runner.to_env)
 
     # ----------------------------------------------------------------- state
     def _params(self) -> Any:
