@@ -3,7 +3,10 @@
 Innermost first: TimeLimit(108000), grayscale + resize to (dim, dim), float normalisation
 to [-1, 1), max-and-skip over `frameskip` frames, up to 30 no-op steps on reset, episodic
 life, FIRE on reset (when the game has it), and stacking of `framestack` frames. Resizing
-uses PIL's area-averaging (BOX) filter, standing in for RLlib's cv2 INTER_AREA.
+uses PIL's area-averaging (BOX) filter, standing in for RLlib's cv2 INTER_AREA. Rewards are
+summed over skipped frames and never clipped (as RLlib's new stack). `jaxrl_modules.algorithms.
+registry.make_env("atari:ALE/<Game>-v5", env_config)` (what `jaxrl-modules train --atari` uses)
+creates the ALE env as RLlib's examples do and wraps it with `dim=64, framestack=4`.
 """
 
 from __future__ import annotations
@@ -156,7 +159,7 @@ def wrap_atari_for_new_api_stack(env: gym.Env, dim: int = 64, frameskip: int = 4
 
     Default: `Box(-1, 1, (64, 64, 1), float32)`; framestack=4 gives (64, 64, 4); grayscale=False
     gives 3 channels. Create ALE envs with `frameskip=1, repeat_action_probability=0.0` first so
-    this wrapper's skip is the only one (ale-py is an optional extra, not needed by the tests).
+    this wrapper's skip is the only one (ale-py is the optional extra `jaxrl_modules[atari]`).
     """
     env = gym.wrappers.TimeLimit(env, max_episode_steps=108000)
     env = GrayScaleAndResize(env, dim=dim, grayscale=grayscale)
