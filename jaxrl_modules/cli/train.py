@@ -1,18 +1,30 @@
-"""`jaxrl-modules train`: the training loop and the run folder it writes."""
+"""`jaxrl-modules train`: the training loop and the run folder it writes (see `run_folder.py`).
+
+Every iteration appends a flushed row to metrics.csv and scalars to TensorBoard (`metrics_log.py`);
+a checkpoint is saved every `--checkpoint-every` iterations, at every evaluation (`--eval-every`,
+ranked by its return so the best is kept) and when the run ends: normally, at the stop reward, on
+SIGINT/SIGTERM (exit code 130/143, after the iteration in progress; a second signal aborts that
+iteration) or on a NaN/inf in training (exit code 1, the last finite state). `--resume RUN_DIR`
+continues a run from its latest checkpoint.
+"""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Optional
 
+from jaxrl_modules.cli import run_folder as rf
 from jaxrl_modules.cli.config_build import config_from_args
-from jaxrl_modules.cli.parser import UsageError, check_positive
+from jaxrl_modules.cli.metrics_log import RETURN, STEPS, MetricsLog, csv_row, seed_column
+from jaxrl_modules.cli.parser import PROG, UsageError, check_positive
 from jaxrl_modules.cli.plot import plot
 
 
@@ -27,68 +39,224 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def train(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+class StopSignals:
+    """While active, SIGINT and SIGTERM ask the loop to stop after the current iteration (`signum`);
+    a second one inside `abortable()` raises KeyboardInterrupt to abort the iteration. The old
+    handlers come back on exit. Off the main thread (where Python cannot install handlers) it does nothing."""
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self._abortable = False
+        self._old: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            print(f"\n{PROG}: {signal.Signals(signum).name}: stopping after this iteration and saving a checkpoint "
+                  "(send it again to abort the iteration)", file=sys.stderr, flush=True)
+        elif self._abortable:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def abortable(self) -> Iterator[None]:
+        self._abortable = True
+        try:
+            yield
+        finally:
+            self._abortable = False
+
+    def run(self, fn: Callable[[], Any]) -> tuple[Any, bool]:
+        """`(fn(), False)`, or `(None, True)` when a second signal aborted it."""
+        try:
+            with self.abortable():
+                return fn(), False
+        except KeyboardInterrupt:
+            if self.signum is None:
+                raise  # a KeyboardInterrupt of our handlers' absence (not the main thread): not ours to handle
+            return None, True
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """The run-control flags, before anything is read or built."""
     check_positive("--iterations", args.iterations)
     check_positive("--log-every", args.log_every)
-    config = config_from_args(args)
-    name = args.name or f"{args.algo}_{args.env.replace(':', '_').replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = Path(args.runs_dir) / name
+    check_positive("--checkpoint-every", args.checkpoint_every)
+    check_positive("--eval-episodes", args.eval_episodes)
+    check_positive("--num-seeds", args.num_seeds)
+    if args.eval_every < 0:
+        raise UsageError(f"--eval-every must be an int >= 0 (0: never evaluate); got {args.eval_every}")
+
+
+def _build(config: Any, args: argparse.Namespace) -> Any:
+    """The algorithm (`MultiSeedAlgorithm` for `--num-seeds` > 1); bad envs or spaces are UsageErrors."""
+    if args.num_seeds > 1 and not str(args.env).startswith("gymnax:"):
+        raise UsageError(f"--num-seeds {args.num_seeds} needs a gymnax env (--env gymnax:<id>, all seeds train in one "
+                         f"jit); got --env {args.env!r}")
     try:
-        algo = config.build()  # before any folder is made: a bad env or space leaves nothing behind
+        if args.num_seeds > 1:
+            from jaxrl_modules.algorithms.multi_seed import MultiSeedAlgorithm
+
+            return MultiSeedAlgorithm(config, args.num_seeds)
+        return config.build()
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
-    try:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"Cannot create the run directory {str(run_dir)!r} (--runs-dir {args.runs_dir!r}, --name): "
-                         f"{err.strerror or err}; expected a directory path") from None
-    stop_reward = args.stop_reward
-    if stop_reward is None and not args.env.startswith("gymnax:"):
-        import gymnasium as gym
 
+
+def _check_evaluate(algo: Any, args: argparse.Namespace) -> None:
+    """`--eval-every` on a run whose algorithm cannot evaluate is refused now, not mid-run."""
+    try:
+        algo.evaluate(1)
+    except ValueError as err:
+        raise UsageError(f"--eval-every {args.eval_every}: this run cannot evaluate ({err}); expected --eval-every 0") from None
+
+
+def _stop_reward(args: argparse.Namespace) -> Optional[float]:
+    if args.stop_reward is not None or str(args.env).startswith("gymnax:"):
+        return args.stop_reward
+    import gymnasium as gym
+
+    try:
+        return gym.spec(args.env).reward_threshold
+    except gym.error.Error:
+        return None
+
+
+def _text(value: Any) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{float(value):.1f}"
+
+
+def train(args: argparse.Namespace) -> int:
+    """Runs `jaxrl-modules train`; returns the exit code (0, 1 on NaN/inf, 130/143 on SIGINT/SIGTERM)."""
+    _check_flags(args)
+    stored: Optional[dict] = None
+    if args.resume is not None:
+        args, stored = rf.resume_args(args)
+        _check_flags(args)
+        run_dir = Path(args.resume)
+    else:
+        name = args.name or f"{args.algo}_{args.env.replace(':', '_').replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = Path(args.runs_dir) / name
+        rf.check_new_run_dir(run_dir, args.overwrite)
+    config = config_from_args(args)
+    algo = _build(config, args)  # before any folder is made: a bad env or space leaves nothing behind
+    if args.eval_every:
+        _check_evaluate(algo, args)
+    if stored is None:
+        rf.make_run_dir(run_dir, args.runs_dir, args.overwrite)
+        checkpoints = rf.Checkpoints(run_dir / rf.CHECKPOINT_DIR)
+        resume_at = None
+    else:
+        checkpoints = rf.Checkpoints(run_dir / rf.CHECKPOINT_DIR)
+        resume_at = checkpoints.restore_latest(algo)
+        if resume_at >= args.iterations:
+            checkpoints.close()
+            raise UsageError(f"--iterations {args.iterations}: the run in {str(run_dir)!r} already has {resume_at} "
+                             f"iterations (its latest checkpoint); expected a larger --iterations to continue it")
+    rf.write_config(run_dir, config, args, (stored or {}).get("resumed", []) + ([[PROG, *args.argv]] if stored else []))
+    extra = [seed_column(i) for i in range(args.num_seeds if args.num_seeds > 1 else 0)]
+    extra += [rf.EVAL_COLUMN] if args.eval_every else []
+    log = MetricsLog(run_dir / rf.METRICS_FILE, run_dir / rf.TENSORBOARD_DIR, extra, resume_at)
+    from jaxrl_modules.algorithms.nonfinite import NonFiniteError
+
+    status, error, code = "finished", None, 0
+    with StopSignals() as stop:
         try:
-            stop_reward = gym.spec(args.env).reward_threshold
-        except gym.error.Error:
-            stop_reward = None
-    rows: list[dict] = []
+            status = _loop(algo, args, log, checkpoints, stop, _stop_reward(args))
+        except NonFiniteError as err:
+            status, error = "nonfinite", err
+        finally:  # whatever ended the run (also an unexpected error): keep the last state, the metrics and the curve
+            final = checkpoints.save(algo)
+            best = checkpoints.best_step()
+            checkpoints.close()
+            log.close()
+            curve = _draw(log.rows, run_dir, args)
+            rows = log.rows
+            summary = {"algo": args.algo, "env": args.env, "iterations": int(algo.iteration), "status": status,
+                       "final_return": rows[-1][RETURN] if rows else None}
+            (run_dir / rf.RUN_FILE).write_text(json.dumps(_finite(summary), indent=1, allow_nan=False))
+    where = (f"run folder {run_dir}, checkpoint {final}, curve {curve or '(no iterations)'}, "
+             f"TensorBoard logs {run_dir / rf.TENSORBOARD_DIR}")
+    if error is not None:
+        print(f"{PROG}: error: {error}; saved the last finite state: {where}", file=sys.stderr, flush=True)
+        return 1
+    if status == "interrupted":
+        code = 128 + int(stop.signum or signal.SIGINT)
+        print(f"{PROG}: stopped by {signal.Signals(code - 128).name} after iteration {algo.iteration}: {where}; "
+              f"continue with `{PROG} train --resume {run_dir}`", flush=True)
+        return code
+    last = rows[-1] if rows else {}
+    print(f"trained {algo.iteration} iterations, {last.get(STEPS, 0)} env steps, return {_text(last.get(RETURN))}"
+          + (" (reached the stop reward)" if status == "stop reward" else ""))
+    print(f"metrics: {run_dir / rf.METRICS_FILE}\ncurve:   {curve}\ncheckpoint: {final}")
+    if best is not None:
+        print(f"best checkpoint (evaluation return {_text(_eval_of(rows, best))}): {checkpoints.path(best)}")
+    print(f"tensorboard: tensorboard --logdir {run_dir.parent}", flush=True)
+    return code
+
+
+def _eval_of(rows: list[dict], iteration: int) -> Any:
+    return next((r.get(rf.EVAL_COLUMN) for r in rows if int(r["iteration"]) == iteration), None)
+
+
+def _draw(rows: list[dict], run_dir: Path, args: argparse.Namespace) -> Optional[Path]:
+    if not rows:
+        return None
+    seeds = f", {args.num_seeds} seeds" if args.num_seeds > 1 else ""
+    path = run_dir / rf.CURVE_FILE
+    plot(rows, path, f"{args.algo.upper()} on {args.env}{seeds}")
+    return path
+
+
+def _loop(algo: Any, args: argparse.Namespace, log: MetricsLog, checkpoints: rf.Checkpoints, stop: StopSignals,
+          stop_reward: Optional[float]) -> str:
+    """Trains until `--iterations` (the total), the stop reward or a signal; returns how it ended."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     piped = not sys.stdout.isatty()  # a file or a pipe (cluster logs): plain lines instead of the progress bar
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("steps {task.fields[steps]:>8}"), TextColumn("return {task.fields[ret]:>7}"), TimeElapsedColumn()]
-    last_log = (time.perf_counter(), 0)
+    last_log = (time.perf_counter(), log.last_steps)
     with Progress(*columns, disable=args.quiet or piped) as progress:
-        task = progress.add_task(f"{args.algo} {args.env}", total=args.iterations, steps=0, ret="-")
-        for i in range(args.iterations):
-            result = algo.train()
-            ret = result["env_runners"]["episode_return_mean"]
-            row = {"iteration": result["training_iteration"],
-                   "num_env_steps_sampled_lifetime": result["num_env_steps_sampled_lifetime"],
-                   "episode_return_mean": ret, "time_this_iter_s": result["time_this_iter_s"]}
-            for mid, metrics in result.get("learners", {}).items():
-                row.update({f"{mid}/{k}": v for k, v in metrics.items()})
-            rows.append(row)
-            ret_text = "-" if math.isnan(ret) else f"{ret:.1f}"
-            progress.update(task, advance=1, steps=row["num_env_steps_sampled_lifetime"], ret=ret_text)
-            done = i + 1 == args.iterations or (stop_reward is not None and not math.isnan(ret) and ret >= stop_reward)
-            if piped and not args.quiet and ((i + 1) % args.log_every == 0 or done):
-                now, steps = time.perf_counter(), row["num_env_steps_sampled_lifetime"]
+        task = progress.add_task(f"{args.algo} {args.env}", total=args.iterations, completed=algo.iteration,
+                                 steps=log.last_steps, ret="-")
+        while algo.iteration < args.iterations:
+            if stop.signum is not None:
+                return "interrupted"
+            result, aborted = stop.run(algo.train)
+            if aborted:
+                return "interrupted"
+            evaluation = None
+            if args.eval_every and algo.iteration % args.eval_every == 0:
+                evaluation, aborted = stop.run(lambda: algo.evaluate(args.eval_episodes))
+            row = csv_row(result, evaluation)
+            log.write(result, row)
+            if evaluation is not None or algo.iteration % args.checkpoint_every == 0:
+                checkpoints.save(algo, row.get(rf.EVAL_COLUMN))
+            ret = row[RETURN]
+            ret_text = _text(ret)
+            progress.update(task, completed=algo.iteration, steps=row[STEPS], ret=ret_text)
+            reached = stop_reward is not None and not math.isnan(ret) and ret >= stop_reward
+            done = algo.iteration >= args.iterations or reached
+            if piped and not args.quiet and (algo.iteration % args.log_every == 0 or done or aborted):
+                now, steps = time.perf_counter(), row[STEPS]
                 rate = (steps - last_log[1]) / max(now - last_log[0], 1e-9)
-                print(f"iteration {row['iteration']}/{args.iterations}  env steps {steps}  return {ret_text}  "
+                evaluated = f"  evaluation {_text(row[rf.EVAL_COLUMN])}" if evaluation is not None else ""
+                print(f"iteration {row['iteration']}/{args.iterations}  env steps {steps}  return {ret_text}{evaluated}  "
                       f"steps/s {rate:.0f}", flush=True)
                 last_log = (now, steps)
-            if done:
-                break
-    with open(run_dir / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    plot(rows, run_dir / "learning_curve.png", f"{args.algo.upper()} on {args.env}")
-    ckpt = algo.save_to_path(run_dir / "checkpoints" / "final")
-    run = {"algo": args.algo, "env": args.env, "iterations": len(rows), "final_return": rows[-1]["episode_return_mean"]}
-    (run_dir / "run.json").write_text(json.dumps(_finite(run), indent=1, allow_nan=False))  # NaN (no episode) -> null
-    final = rows[-1]["episode_return_mean"]
-    print(f"trained {len(rows)} iterations, {rows[-1]['num_env_steps_sampled_lifetime']} env steps, "
-          f"return {'-' if math.isnan(final) else f'{final:.1f}'}")
-    print(f"metrics: {run_dir / 'metrics.csv'}\ncurve:   {run_dir / 'learning_curve.png'}\ncheckpoint: {ckpt}")
-    return 0
+            if aborted:
+                return "interrupted"
+            if reached:
+                return "stop reward"
+    return "interrupted" if stop.signum is not None else "finished"
