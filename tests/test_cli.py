@@ -17,8 +17,10 @@ def test_train_then_evaluate(tmp_path, capsys):
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [r["iteration"] for r in rows] == ["1", "2"] and rows[-1]["num_env_steps_sampled_lifetime"] == "256"
     assert (run / "learning_curve.png").stat().st_size > 1000
-    assert (run / "checkpoints" / "final" / "algorithm.json").is_file()
-    assert main(["evaluate", str(run / "checkpoints" / "final"), "--episodes", "2"]) == 0
+    final = run / "checkpoints" / "2" / "algorithm"  # checkpoints/<iteration>/algorithm, the last one printed
+    assert (final / "algorithm.json").is_file()
+    assert f"checkpoint: {final}" in capsys.readouterr().out
+    assert main(["evaluate", str(final), "--episodes", "2"]) == 0
     assert "mean return over 2 episodes" in capsys.readouterr().out
 
 
@@ -43,7 +45,7 @@ def test_bad_arguments(tmp_path):
 def test_train_sac_and_bc(tmp_path):
     assert main(["train", "--algo", "sac", "--env", "gymnax:Pendulum-v1", "--iterations", "1", "--runs-dir", str(tmp_path),
                  "--name", "s", "--quiet", "--config", "num_steps_sampled_before_learning_starts=100", "fcnet_hiddens=[8]"]) == 0
-    assert (tmp_path / "s" / "checkpoints" / "final" / "algorithm.json").is_file()
+    assert (tmp_path / "s" / "checkpoints" / "1" / "algorithm" / "algorithm.json").is_file()
     import jax
 
     from jaxrl_modules.algorithms.bc import record_transitions
