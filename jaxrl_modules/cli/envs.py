@@ -111,6 +111,11 @@ def _check_env(algo: str, flag_env: str, env_id: str, env_config: dict, flatten_
         raise UsageError(f"--env-config {env_config!r} does not fit --env {flag_env!r}: {err}") from None
     except (TypeError, ValueError) as err:
         raise UsageError(f"--env {flag_env!r}{f' with --env-config {env_config!r}' if env_config else ''}: {err}") from None
+    except (KeyError, IndexError, AssertionError, AttributeError, RuntimeError) as err:
+        if not env_config:
+            raise  # the env itself fails, whatever the flags: not a command-line error
+        raise UsageError(f"--env {flag_env!r} could not be created with --env-config {env_config!r}: the env's constructor "
+                         f"raised {type(err).__name__} {err}") from None
     if multi and algo != "ppo":
         raise UsageError(f"--env {flag_env!r} is a multi-agent env, which only --algo ppo trains; got --algo {algo}")
     if multi and flatten_obs:
@@ -124,6 +129,9 @@ def _check_env(algo: str, flag_env: str, env_id: str, env_config: dict, flatten_
     if image and obs_space.shape[:2] == (210, 160) and not flatten_obs:
         raise UsageError(f"--env {flag_env!r} observes raw 210x160 Atari frames: add --atari to wrap them "
                          f"(64x64 grayscale, 4 stacked frames, as RLlib)")
+    if flatten_obs and algo != "ppo" and isinstance(obs_space, (gym.spaces.Tuple, gym.spaces.Dict)):
+        raise UsageError(f"--flatten-obs with --algo {algo} takes Box, Discrete, MultiDiscrete or MultiBinary observations "
+                         f"(its replay loop stores arrays); --env {flag_env!r} observes {obs_space}: use --algo ppo")
     if flatten_obs:
         from jaxrl_modules.connectors import FlattenObservations
 
