@@ -186,10 +186,10 @@ def check_record(out: Optional[str]) -> Optional[Path]:
         return None
     path = Path(out)
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise UsageError(f"--record must name a .gif or .mp4 file to write; got {out!r}, a directory")
     if suffix not in RECORD_WRITERS:
         raise UsageError(f"--record must name a .gif or .mp4 file; got {out!r}")
-    if path.is_dir():
-        raise UsageError(f"--record must name a file to write; got {out!r}, a directory")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         why = "does not exist" if not folder.exists() else "is not a writable directory"
@@ -319,12 +319,17 @@ def evaluate(args: argparse.Namespace) -> int:
     record = check_record(args.record)
     kind, ckpt, note = find_checkpoint(Path(args.checkpoint))
     meta = None
-    if kind == "algorithm":
+    # a module checkpoint inside an algorithm checkpoint (learner_group/learner/rl_module/<id>) takes its env from it
+    holder = ckpt if kind == "algorithm" else next((p for p in list(ckpt.parents)[:4] if (p / "algorithm.json").is_file()), None)
+    if holder is not None:
         try:
-            meta = _read_algorithm_json(ckpt)
+            meta = _read_algorithm_json(holder)
         except ValueError as err:
             raise UsageError(str(err)) from None
     spec = find_env(meta, ckpt, args.env)
+    if kind == "module" and spec.multi_agent:
+        raise UsageError(f"{str(ckpt)!r} is one module of the multi-agent checkpoint {str(holder)!r}; evaluate that "
+                         f"checkpoint (its agents act through their modules)")
     if record is not None and (is_gymnax(spec.env) or spec.multi_agent):
         what = "a gymnax env (evaluated in one jit, without a renderer)" if is_gymnax(spec.env) else "a multi-agent env"
         raise UsageError(f"--record renders single-agent gymnasium envs; {spec.env!r} is {what}")
