@@ -6,6 +6,10 @@ jitted iteration), holds the N train states of seeds `config.seed + i` stacked o
 `jax.jit(jax.vmap(iteration))` over them. Seed *indices* `i` (0..N-1) address seeds throughout
 (`get_params(i)`, `algorithm_for_seed(i)`, `result["seeds"][i]`); `seeds[i]` is the seed itself.
 
+Each seed trains as `config.debugging(seed=seeds[i]).build()` would: the same initial state exactly,
+then the same results up to float rounding (vmap batches the matmuls and loss reductions, whose CPU
+kernels may sum in another order: params differ by ~1e-10 after a few iterations).
+
 Checkpoints: a folder with `multi_seed.json` and one normal algorithm checkpoint per seed in
 `seed_<i>/` (each loadable on its own by `config.debugging(seed=seeds[i]).build()`).
 """
@@ -25,6 +29,7 @@ import numpy as np
 
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm import Algorithm
+from jaxrl_modules.algorithms.env_runner import EpisodeReturns
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named
 from jaxrl_modules.algorithms.registry import is_gymnax
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
@@ -49,24 +54,22 @@ def _nanmean(values: Any) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def _ppo_seed_result(m: dict, last: float) -> tuple[dict, float]:
-    """One seed's result from its metrics of a jitted PPO iteration (as `PPO.training_step`)."""
-    if m["num_episodes"] > 0:
-        last = float(m["episode_return_mean"])
-    return ({"env_runners": {"episode_return_mean": last, "num_episodes": int(m["num_episodes"])},
-             "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"]),
-             "learners": {DEFAULT_MODULE_ID: {k: float(x) for k, x in m.items() if k not in _SKIP}}}, last)
+def _ppo_seed_result(m: dict, returns: EpisodeReturns) -> dict:
+    """One seed's result from its metrics of a jitted PPO iteration (as `PPO.training_step`); updates `returns`."""
+    n = int(m["num_episodes"])
+    return {"env_runners": returns.update_sum(float(m["episode_return_mean"]) * n if n else 0.0, n),
+            "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"]),
+            "learners": {DEFAULT_MODULE_ID: {k: float(x) for k, x in m.items() if k not in _SKIP}}}
 
 
-def _off_policy_seed_result(m: dict, last: float) -> tuple[dict, float]:
-    """One seed's result from its metrics of a scan of jitted DQN/SAC steps (as `OffPolicyAlgorithm.training_step`)."""
+def _off_policy_seed_result(m: dict, returns: EpisodeReturns) -> dict:
+    """One seed's result from its metrics of a scan of jitted DQN/SAC steps (as `OffPolicyAlgorithm.training_step`);
+    updates `returns`."""
     ended = m["num_episodes"] > 0
-    if ended.any():
-        r = m["episode_return_mean"][ended]
-        last = float(np.sum(r * m["num_episodes"][ended]) / m["num_episodes"][ended].sum())
-    return ({"env_runners": {"episode_return_mean": last, "num_episodes": int(m["num_episodes"].sum())},
-             "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"][-1]),
-             "learners": {DEFAULT_MODULE_ID: {k: float(np.nanmean(x)) for k, x in m.items() if k not in _SKIP}}}, last)
+    total = float(np.sum(m["episode_return_mean"][ended] * m["num_episodes"][ended]))
+    return {"env_runners": returns.update_sum(total, int(m["num_episodes"].sum())),
+            "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"][-1]),
+            "learners": {DEFAULT_MODULE_ID: {k: float(np.nanmean(x)) for k, x in m.items() if k not in _SKIP}}}
 
 
 def _identify(path: Path) -> Optional[tuple]:
@@ -77,7 +80,8 @@ def _identify(path: Path) -> Optional[tuple]:
         meta = json.loads((path / MULTI_SEED_JSON).read_text()) if (path / MULTI_SEED_JSON).is_file() else None
     except (OSError, ValueError):
         return None
-    if isinstance(meta, dict) and meta.get("format") == FORMAT and v.is_int(meta.get("num_seeds")):
+    if isinstance(meta, dict) and meta.get("format") == FORMAT and v.is_int(meta.get("num_seeds")) \
+            and 0 < meta["num_seeds"] <= 100_000:
         return KIND, frozenset({MULTI_SEED_JSON, *(seed_dir_name(i) for i in range(meta["num_seeds"]))})
     return identify(path)
 
@@ -129,7 +133,7 @@ class MultiSeedAlgorithm:
         keys = jnp.stack([jax.random.key(s) for s in self.seeds])
         self.state = jax.jit(jax.vmap(init))(keys)
         self._step = jax.jit(jax.vmap(step))  # built once: every train() reuses its one compilation
-        self._last_returns = [float("nan")] * self.num_seeds
+        self._returns = [EpisodeReturns() for _ in self.seeds]  # each seed's carried episode_return_mean
 
     # ----------------------------------------------------------------- training
     def train(self) -> dict:
@@ -145,13 +149,10 @@ class MultiSeedAlgorithm:
         self._raise_nonfinite(metrics, state, iteration)
         for key in _NONFINITE_KEYS:
             metrics.pop(key, None)
-        per_seed, last_returns = [], []
-        for i in range(self.num_seeds):
-            m = {k: x[i] for k, x in metrics.items()}
-            result, last = (_ppo_seed_result if self._ppo else _off_policy_seed_result)(m, self._last_returns[i])
-            per_seed.append(result)
-            last_returns.append(last)
-        self.state, self._last_returns, self.iteration = state, last_returns, iteration
+        returns = [copy.copy(r) for r in self._returns]
+        seed_result = _ppo_seed_result if self._ppo else _off_policy_seed_result
+        per_seed = [seed_result({k: x[i] for k, x in metrics.items()}, returns[i]) for i in range(self.num_seeds)]
+        self.state, self._returns, self.iteration = state, returns, iteration
         elapsed = time.perf_counter() - start
         for result in per_seed:
             result["training_iteration"], result["time_this_iter_s"] = iteration, elapsed
@@ -206,7 +207,7 @@ class MultiSeedAlgorithm:
         single.config = self._configs[index].copy()
         single._set_state(self._seed_state(index))
         single.iteration = self.iteration
-        single._last_return = self._last_returns[index]
+        single._returns = copy.copy(self._returns[index])
         return single
 
     def get_module(self, module_id: Optional[str] = None) -> Any:
@@ -239,7 +240,7 @@ class MultiSeedAlgorithm:
         singles = [self.algorithm_for_seed(i) for i in range(self.num_seeds)]
         meta = {"format": FORMAT, "algorithm": type(self._algo).__name__, "num_seeds": self.num_seeds,
                 "seeds": list(self.seeds), "iteration": self.iteration,
-                "last_returns": [None if math.isnan(r) else r for r in self._last_returns]}
+                "last_returns": [None if math.isnan(r.last) else r.last for r in self._returns]}
 
         def write(directory: Path) -> None:
             for i, single in enumerate(singles):
@@ -271,7 +272,9 @@ class MultiSeedAlgorithm:
         path = Path(path_text(path)).absolute()
         states, iteration, last_returns = read_consistently(path, lambda: self._read(path), _save_id)
         self.state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-        self.iteration, self._last_returns = iteration, last_returns
+        self.iteration = iteration
+        for r, last in zip(self._returns, last_returns):
+            r.last = last
 
     def _read(self, path: Path) -> tuple[list, int, list]:
         meta = self._read_meta(path)
