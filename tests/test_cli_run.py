@@ -145,6 +145,7 @@ def test_sigterm_on_the_all_in_jit_path_exits_143(tmp_path):
     assert (run / "learning_curve.png").is_file()
 
 
+@pytest.mark.slow
 def test_gymnax_resume_is_bit_identical(tmp_path, monkeypatch):
     """6 iterations in one go == 3 iterations, SIGINT, then --resume to 6: same params and metrics."""
     from jaxrl_modules.algorithms.ppo.ppo import PPO
@@ -326,3 +327,48 @@ def test_num_seeds_writes_per_seed_columns(tmp_path):
     assert set(tensorboard_scalars(tmp_path / "s" / "tensorboard")) >= set(seeds)
     assert sorted(p.name for p in (tmp_path / "s" / "checkpoints" / "2" / "algorithm").iterdir() if p.is_dir()) == [
         f"seed_{i}" for i in range(4)]
+
+
+def test_metrics_log_adds_late_columns_and_drops_rows_after_the_resumed_iteration(tmp_path):
+    from jaxrl_modules.cli.metrics_log import MetricsLog, csv_row
+
+    def result(i, **learner):
+        return {"training_iteration": i, "num_env_steps_sampled_lifetime": 10 * i, "time_this_iter_s": 0.5,
+                "env_runners": {"episode_return_mean": float(i)}, "learners": {"default_policy": {"loss": 1.0, **learner}}}
+
+    path, tb = tmp_path / "metrics.csv", tmp_path / "tb"
+    log = MetricsLog(path, tb, ["evaluation/episode_return_mean"])
+    for i in (1, 2, 3):
+        r = result(i) if i < 3 else result(i, lr=0.1)  # a metric that first appears in iteration 3
+        log.write(r, csv_row(r))
+        assert len(path.read_text().splitlines()) == i + 1  # flushed row by row
+    log.close()
+    rows = rows_of(tmp_path)
+    assert list(rows[0])[-2:] == ["evaluation/episode_return_mean", "default_policy/lr"]
+    assert [r["default_policy/lr"] for r in rows] == ["", "", "0.1"]
+    log = MetricsLog(path, tb, ["evaluation/episode_return_mean", "seed_0/episode_return_mean"], resume_at=2)
+    assert [r["iteration"] for r in log.rows] == [1, 2] and log.last_steps == 20
+    r = result(3)
+    log.write(r, csv_row(r))
+    log.close()
+    rows = rows_of(tmp_path)
+    assert [r["iteration"] for r in rows] == ["1", "2", "3"] and "seed_0/episode_return_mean" in rows[0]
+    scalars = tensorboard_scalars(tb)
+    assert sorted(scalars["perf/env_steps_per_s"])[0] == (1, 20.0)  # 10 steps in 0.5 s
+    assert sorted(s for s, _ in scalars["learners/default_policy/loss"]) == [1, 2, 3, 3]  # the new writer purges step 3
+
+
+def test_a_signal_before_training_starts_writes_nothing(tmp_path, monkeypatch, capsys):
+    from jaxrl_modules.algorithms.ppo import PPOConfig
+
+    build = PPOConfig.build
+
+    def build_then_sigterm(self):
+        algo = build(self)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the algorithm builds (compiles)
+        return algo
+
+    monkeypatch.setattr(PPOConfig, "build", build_then_sigterm)
+    assert main(["train", "--iterations", "2", "--runs-dir", str(tmp_path / "runs"), "--quiet", *TINY]) == 143
+    assert "stopped by SIGTERM before training started; nothing was written" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

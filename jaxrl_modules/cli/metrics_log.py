@@ -3,10 +3,11 @@
 CSV columns: `iteration`, `num_env_steps_sampled_lifetime`, `episode_return_mean`, `time_this_iter_s`,
 the learner metrics as `<module_id>/<metric>`, then `seed_<i>/episode_return_mean` (`--num-seeds`) and
 `evaluation/episode_return_mean` (`--eval-every`; empty on iterations without an evaluation). The
-columns are fixed when the header is written (by the first row, plus those known columns); a key that
-first appears in a later row goes to TensorBoard only, and a column a row lacks is left empty. Each
-row is flushed as it is written. On `--resume` the rows after the restored iteration (written by the
-interrupted run after its last checkpoint) are dropped, so there is one row per iteration.
+header is written with the first row (its keys plus those known columns); a key that first appears in
+a later row adds a column at the end (the file is rewritten once, earlier rows get an empty cell), and
+a column a row lacks is left empty. Each row is flushed as it is written. On `--resume` the rows after
+the restored iteration (written by the interrupted run after its last checkpoint) are dropped, so
+there is one row per iteration.
 
 TensorBoard (`tensorboardX.SummaryWriter`, step = training iteration): every finite scalar of the
 result by its path (`env_runners/episode_return_mean`, `learners/default_policy/policy_loss`, ...),
@@ -101,24 +102,40 @@ class MetricsLog:
         if self.fieldnames:
             self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames, restval="", extrasaction="ignore")
         purge = None if resume_at is None else resume_at + 1
-        self.tensorboard = SummaryWriter(logdir=str(tensorboard_dir), purge_step=purge, flush_secs=5)
+        # a file of its own per writer: the default name (time in seconds, host) repeats when a resume starts quickly
+        suffix = f".{os.getpid()}.{resume_at or 0}"
+        self.tensorboard = SummaryWriter(logdir=str(tensorboard_dir), purge_step=purge, flush_secs=5, filename_suffix=suffix)
 
-    def _keep_rows_up_to(self, iteration: int) -> None:
-        """Drops the rows after `iteration` and adds the missing known columns (the file is rewritten atomically)."""
+    def _rewrite(self, keep: Any, new_columns: list[str]) -> list[dict]:
+        """Rewrites the CSV (atomically) with the rows `keep(row)` accepts and `new_columns` added; returns the rows kept."""
         with open(self.csv_path, newline="") as f:
             reader = csv.DictReader(f)
             header = list(reader.fieldnames or [])
-            kept = [r for r in reader if _number(r.get("iteration", "")) <= iteration]
+            kept = [r for r in reader if keep(r)]
         if not header:
-            return
-        self.fieldnames = header + [c for c in self.extra_columns if c not in header]
+            return []
+        self.fieldnames = header + [c for c in new_columns if c not in header]
         tmp = self.csv_path.with_suffix(".csv.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.fieldnames, restval="")
             writer.writeheader()
             writer.writerows(kept)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, self.csv_path)
+        return kept
+
+    def _keep_rows_up_to(self, iteration: int) -> None:
+        """Drops the rows after `iteration` and adds the missing known columns."""
+        kept = self._rewrite(lambda r: _number(r.get("iteration", "")) <= iteration, self.extra_columns)
         self.rows = [{k: _number(v) for k, v in r.items()} for r in kept]
+
+    def _add_columns(self, columns: list[str]) -> None:
+        """A row brought keys the header lacks: they become new columns (earlier rows: empty cells)."""
+        self._file.close()
+        self._rewrite(lambda r: True, columns)
+        self._file = open(self.csv_path, "a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames, restval="", extrasaction="ignore")
 
     @property
     def last_steps(self) -> int:
@@ -131,6 +148,8 @@ class MetricsLog:
             self.fieldnames = list(row) + [c for c in self.extra_columns if c not in row]
             self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames, restval="", extrasaction="ignore")
             self._writer.writeheader()
+        elif any(k not in self.fieldnames for k in row):
+            self._add_columns([k for k in row if k not in self.fieldnames])
         self._writer.writerow(row)
         self._file.flush()
         step = int(row["iteration"])

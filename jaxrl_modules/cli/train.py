@@ -149,42 +149,52 @@ def train(args: argparse.Namespace) -> int:
         run_dir = Path(args.runs_dir) / name
         rf.check_new_run_dir(run_dir, args.overwrite)
     config = config_from_args(args)
-    algo = _build(config, args)  # before any folder is made: a bad env or space leaves nothing behind
-    if args.eval_every:
-        _check_evaluate(algo, args)
+    with StopSignals() as stop:  # from here on SIGINT/SIGTERM end the command cleanly
+        return _run(args, config, run_dir, stored, stop)
+
+
+def _run(args: argparse.Namespace, config: Any, run_dir: Path, stored: Optional[dict], stop: StopSignals) -> int:
+    """Builds the algorithm, makes (or restores) the run folder, trains, saves and reports; returns the exit code."""
+    from jaxrl_modules.algorithms.nonfinite import NonFiniteError
+
+    algo, aborted = stop.run(lambda: _build(config, args))  # before any folder is made: a bad env leaves nothing behind
+    if not aborted and args.eval_every:
+        _, aborted = stop.run(lambda: _check_evaluate(algo, args))
+    if aborted or stop.signum is not None:
+        name = signal.Signals(stop.signum or signal.SIGINT).name
+        print(f"{PROG}: stopped by {name} before training started; nothing was written", file=sys.stderr, flush=True)
+        return 128 + int(stop.signum or signal.SIGINT)
     if stored is None:
         rf.make_run_dir(run_dir, args.runs_dir, args.overwrite)
-        checkpoints = rf.Checkpoints(run_dir / rf.CHECKPOINT_DIR)
-        resume_at = None
-    else:
-        checkpoints = rf.Checkpoints(run_dir / rf.CHECKPOINT_DIR)
-        resume_at = checkpoints.restore_latest(algo)
-        if resume_at >= args.iterations:
+    checkpoints, resume_at = rf.Checkpoints(run_dir / rf.CHECKPOINT_DIR), None
+    if stored is not None:
+        try:
+            resume_at = checkpoints.restore_latest(algo)
+            if resume_at >= args.iterations:
+                raise UsageError(f"--iterations {args.iterations}: the run in {str(run_dir)!r} already has {resume_at} "
+                                 f"iterations (its latest checkpoint); expected a larger --iterations to continue it")
+        except UsageError:
             checkpoints.close()
-            raise UsageError(f"--iterations {args.iterations}: the run in {str(run_dir)!r} already has {resume_at} "
-                             f"iterations (its latest checkpoint); expected a larger --iterations to continue it")
+            raise
     rf.write_config(run_dir, config, args, (stored or {}).get("resumed", []) + ([[PROG, *args.argv]] if stored else []))
     extra = [seed_column(i) for i in range(args.num_seeds if args.num_seeds > 1 else 0)]
     extra += [rf.EVAL_COLUMN] if args.eval_every else []
     log = MetricsLog(run_dir / rf.METRICS_FILE, run_dir / rf.TENSORBOARD_DIR, extra, resume_at)
-    from jaxrl_modules.algorithms.nonfinite import NonFiniteError
-
-    status, error, code = "finished", None, 0
-    with StopSignals() as stop:
-        try:
-            status = _loop(algo, args, log, checkpoints, stop, _stop_reward(args))
-        except NonFiniteError as err:
-            status, error = "nonfinite", err
-        finally:  # whatever ended the run (also an unexpected error): keep the last state, the metrics and the curve
-            final = checkpoints.save(algo)
-            best = checkpoints.best_step()
-            checkpoints.close()
-            log.close()
-            curve = _draw(log.rows, run_dir, args)
-            rows = log.rows
-            summary = {"algo": args.algo, "env": args.env, "iterations": int(algo.iteration), "status": status,
-                       "final_return": rows[-1][RETURN] if rows else None}
-            (run_dir / rf.RUN_FILE).write_text(json.dumps(_finite(summary), indent=1, allow_nan=False))
+    status, error = "finished", None
+    try:
+        status = _loop(algo, args, log, checkpoints, stop, _stop_reward(args))
+    except NonFiniteError as err:
+        status, error = "nonfinite", err
+    finally:  # whatever ended the run (also an unexpected error): keep the last state, the metrics and the curve
+        final = checkpoints.save(algo)
+        best = checkpoints.best_step()
+        checkpoints.close()
+        log.close()
+        curve = _draw(log.rows, run_dir, args)
+        rows = log.rows
+        summary = {"algo": args.algo, "env": args.env, "iterations": int(algo.iteration), "status": status,
+                   "final_return": rows[-1][RETURN] if rows else None}
+        (run_dir / rf.RUN_FILE).write_text(json.dumps(_finite(summary), indent=1, allow_nan=False))
     where = (f"run folder {run_dir}, checkpoint {final}, curve {curve or '(no iterations)'}, "
              f"TensorBoard logs {run_dir / rf.TENSORBOARD_DIR}")
     if error is not None:
@@ -202,7 +212,7 @@ def train(args: argparse.Namespace) -> int:
     if best is not None:
         print(f"best checkpoint (evaluation return {_text(_eval_of(rows, best))}): {checkpoints.path(best)}")
     print(f"tensorboard: tensorboard --logdir {run_dir.parent}", flush=True)
-    return code
+    return 0
 
 
 def _eval_of(rows: list[dict], iteration: int) -> Any:
