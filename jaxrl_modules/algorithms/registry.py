@@ -196,8 +196,9 @@ def _env_config_error(env: str, env_config: dict, err: TypeError) -> NoReturn:
     match = _UNEXPECTED.search(str(err))
     if env_config and match and match.group(1) in env_config:
         key = match.group(1)
-        raise EnvConfigError(f"env_config key {key!r} is not accepted by environment {env!r} (its constructor takes no "
-                             f"keyword argument {key!r}); got env_config {env_config!r}", key, env) from None
+        raise EnvConfigError(f"env_config {env_config!r} does not fit environment {env!r}: its constructor takes no keyword "
+                             f"argument {key!r}; expected only keyword arguments its constructor accepts; got "
+                             f"{sorted(env_config)}", key, env) from None
     if env_config and "keyword argument" in str(err):
         raise EnvConfigError(f"env_config {env_config!r} does not fit environment {env!r}: expected only keyword arguments "
                              f"its constructor accepts; got {sorted(env_config)} ({str(err).split(' was raised')[0]})",
