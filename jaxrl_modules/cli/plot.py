@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-RETURN_LABEL = "episode return (mean of the episodes ended in each iteration)"
+RETURN_LABEL = "episode return\n(mean of the episodes ended in each iteration)"
 EVAL_COLUMN = "evaluation/episode_return_mean"
 _SEED = re.compile(r"^seed_(\d+)/episode_return_mean$")
 
@@ -49,7 +49,7 @@ def plot(rows: list[dict], path: Path, title: str) -> str:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(6, 3.8))
     returns = np.array([_float(r.get("episode_return_mean")) for r in rows])
     loss = None if np.isfinite(returns).any() else _loss_column(rows)
     if loss is None:
@@ -73,7 +73,7 @@ def plot(rows: list[dict], path: Path, title: str) -> str:
         if seeds or np.isfinite(evaluation).any():
             ax.legend(fontsize=8)
         ax.set_xlabel("env steps")
-        ax.set_ylabel(RETURN_LABEL, fontsize=8)
+        ax.set_ylabel(RETURN_LABEL, fontsize=9)
     else:
         ax.plot([_float(r.get("iteration")) for r in rows], [_float(r.get(loss)) for r in rows])
         ax.set_xlabel("training iteration")
