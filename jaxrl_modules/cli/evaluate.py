@@ -87,17 +87,23 @@ def find_checkpoint(path: Path) -> tuple[str, Path, str]:
 def _run_config(path: Path) -> Optional[tuple[Path, dict]]:
     """The config.json (or the older run.json) of the run folder at or above `path`, read, else None."""
     for folder in (path, *path.parents):
+        run_folder = (folder / "checkpoints").is_dir() or (folder / "metrics.csv").is_file()
         for name in ("config.json", "run.json"):
             file = folder / name
-            if file.is_file():
-                try:
-                    data = json.loads(file.read_text())
-                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                    raise UsageError(f"Cannot read the run's {str(file)!r} to find the env: {err}; expected the JSON "
-                                     f"`train` writes (or pass --env)") from None
-                if not isinstance(data, dict):
-                    raise UsageError(f"{str(file)!r} must be a JSON object (as `train` writes); got {type(data).__name__}")
+            if not file.is_file():
+                continue
+            try:
+                data = json.loads(file.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                if not run_folder:
+                    continue  # some other program's file, not a run folder's
+                raise UsageError(f"Cannot read the run's {str(file)!r} to find the env: {err}; expected the JSON "
+                                 f"`train` writes (or pass --env)") from None
+            if isinstance(data, dict) and ("env" in data or "flags" in data or "args" in data):
                 return file, data
+            if run_folder:
+                raise UsageError(f"{str(file)!r} must be a JSON object with the run's env or flags (as `train` writes); "
+                                 f"got {type(data).__name__} {str(data)[:80]}")
     return None
 
 
