@@ -61,10 +61,14 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     # run folder (jaxrl_modules/cli/train.py, run_folder.py)
     t.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its latest checkpoint, with its stored config")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder of the same --name")
+                   help="continue the run in RUN_DIR from its latest checkpoint, with its stored flags; only --iterations "
+                        "(the total), --stop-reward, --checkpoint-every, --eval-every, --eval-episodes, --log-every and "
+                        "--quiet may be given again to change them")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run folder of the same --name (only a folder `train` wrote is ever deleted)")
     t.add_argument("--checkpoint-every", type=int, default=10, metavar="K",
-                   help="save a checkpoint every K iterations (the last few and the best are kept)")
+                   help="save a checkpoint every K iterations, at each evaluation and at the end (the last 3 are kept, "
+                        "plus the best by evaluation return)")
     t.add_argument("--eval-every", type=int, default=0, metavar="K",
                    help="every K iterations run --eval-episodes deterministic episodes on a separate env; 0: never")
     t.add_argument("--eval-episodes", type=int, default=5, metavar="M", help="episodes per evaluation")
