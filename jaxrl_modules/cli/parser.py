@@ -82,7 +82,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     t.add_argument("--num-seeds", type=int, default=1, metavar="N",
                    help="gymnax envs: train N seeds (seed, seed+1, ...) vmapped in one jit")
     e = sub.add_parser("evaluate", help="roll out a saved module with deterministic actions", formatter_class=formatter)
-    e.add_argument("checkpoint", help="runs/<name>/checkpoints/final or a saved module directory")
+    e.add_argument("checkpoint", help="runs/<name>/checkpoints/<iteration>/algorithm or a saved module directory")
     e.add_argument("--episodes", type=int, default=10, help="episodes to roll out")
     e.add_argument("--env", default=None, help="gymnasium id; None: the env of the run the checkpoint is in")
     e.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy/mean action")
