@@ -276,3 +276,20 @@ def test_evaluate_in_a_subprocess(run_folder):
     assert "step 3, the newest of 2" in ok.stdout and "mean return over 2 episodes" in ok.stdout
     bad = subprocess.run(cli + [str(Path(run_folder[0]) / "nothing")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def test_multi_seed_checkpoint_is_evaluated_seed_by_seed(tmp_path, capsys):
+    """`train --num-seeds N` checkpoints: multi_seed.json and one algorithm checkpoint per seed_<i>/."""
+    from jaxrl_modules.algorithms.multi_seed import MultiSeedAlgorithm
+
+    multi = MultiSeedAlgorithm(PPOConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=2)
+                               .rl_module(model_config=TINY).training(**SMALL), 2)
+    step = tmp_path / "run" / "checkpoints" / "2" / "algorithm"
+    step.mkdir(parents=True)
+    multi.write_checkpoint(step)
+    out = _run([str(tmp_path / "run"), "--episodes", "2"], capsys)
+    assert f"checkpoint: {step} (step 2, the newest of 1" in out and "env: gymnax:CartPole-v1 (from algorithm.json)" in out
+    assert "seed_0: mean return over 2 episodes" in out and "seed_1: mean return over 2 episodes" in out
+    assert "mean return over 4 episodes (2 seeds)" in out
+    out = _run([str(step / "seed_1"), "--episodes", "1"], capsys)
+    assert "(one seed of a multi-seed checkpoint)" in out

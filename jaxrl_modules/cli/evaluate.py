@@ -24,6 +24,7 @@ from typing import Any, Optional
 from jaxrl_modules.cli.parser import UsageError, check_positive
 
 CONNECTOR_PACKAGE = "jaxrl_modules.connectors."  # connectors evaluate can rebuild (their class path starts so)
+MULTI_SEED_JSON = "multi_seed.json"  # a --num-seeds checkpoint: one algorithm checkpoint per seed_<i>/ (algorithms/multi_seed.py)
 RECORD_WRITERS = {".gif": ("PIL", "pillow"), ".mp4": ("imageio_ffmpeg", "imageio-ffmpeg")}
 
 
@@ -43,11 +44,20 @@ class EnvSpec:
 
 # ----------------------------------------------------------------- finding the checkpoint
 def _holds_checkpoint(path: Path) -> Optional[Path]:
-    """The algorithm checkpoint in `path` (itself or `path/algorithm`), else None."""
+    """The algorithm (or multi-seed) checkpoint in `path` (itself or `path/algorithm`), else None."""
     for candidate in (path, path / "algorithm"):
-        if (candidate / "algorithm.json").is_file():
+        if (candidate / "algorithm.json").is_file() or (candidate / MULTI_SEED_JSON).is_file():
             return candidate
     return None
+
+
+def _seed_checkpoints(ckpt: Path) -> list[Path]:
+    """The per-seed algorithm checkpoints (`seed_<i>/`) of a multi-seed checkpoint, in seed order."""
+    seeds = sorted((int(p.name[5:]), p) for p in ckpt.glob("seed_*") if p.name[5:].isdigit() and p.is_dir())
+    if not seeds:
+        raise UsageError(f"The multi-seed checkpoint {str(ckpt)!r} holds no seed_<i>/ checkpoint; found "
+                         f"{sorted(p.name for p in ckpt.iterdir())[:8]}")
+    return [p for _, p in seeds]
 
 
 def _newest_in(folder: Path) -> tuple[Path, str]:
@@ -61,7 +71,7 @@ def _newest_in(folder: Path) -> tuple[Path, str]:
     if steps:
         step, ckpt = max(steps)
         return ckpt, f"step {step}, the newest of {len(found)} in {str(folder)!r}"
-    child, ckpt = max(found, key=lambda f: (f[1] / "algorithm.json").stat().st_mtime)
+    child, ckpt = max(found, key=lambda f: max(p.stat().st_mtime for p in f[1].glob("*.json")))
     return ckpt, f"the latest written of {len(found)} in {str(folder)!r}"
 
 
@@ -70,6 +80,8 @@ def find_checkpoint(path: Path) -> tuple[str, Path, str]:
     if not path.is_dir():
         raise UsageError(f"No checkpoint at {str(path)!r}: expected a checkpoint directory (an algorithm or module "
                          f"checkpoint, a run folder or its checkpoints/), got {'a file' if path.exists() else 'nothing'}")
+    if path.name.startswith("seed_") and (path.parent / MULTI_SEED_JSON).is_file() and (path / "algorithm.json").is_file():
+        return "algorithm", path, "one seed of a multi-seed checkpoint"
     ckpt = _holds_checkpoint(path)
     if ckpt is not None:
         return "algorithm", ckpt, "an algorithm checkpoint" if ckpt == path else "the algorithm checkpoint in it"
@@ -314,16 +326,12 @@ def _rollout_multi(config: Any, ckpt: Path, spec: EnvSpec, args: argparse.Namesp
                                 mapping_fn=mapping)
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """Rolls the checkpoint out for `--episodes` episodes and prints the mean return (min, max)."""
-    import numpy as np
-
+def _evaluate_one(kind: str, ckpt: Path, args: argparse.Namespace, record: Optional[Path], frames: Optional[list],
+                  label: str = "") -> tuple[EnvSpec, list[float]]:
+    """Finds the env of one (algorithm or module) checkpoint, prints it and rolls the checkpoint out."""
     from jaxrl_modules.algorithms.algorithm import _read_algorithm_json
     from jaxrl_modules.algorithms.registry import is_gymnax
 
-    check_positive("--episodes", args.episodes)  # before anything is loaded
-    record = check_record(args.record)
-    kind, ckpt, note = find_checkpoint(Path(args.checkpoint))
     meta = None
     # a module checkpoint inside an algorithm checkpoint (learner_group/learner/rl_module/<id>) takes its env from it
     holder = ckpt if kind == "algorithm" else next((p for p in list(ckpt.parents)[:4] if (p / "algorithm.json").is_file()), None)
@@ -339,18 +347,44 @@ def evaluate(args: argparse.Namespace) -> int:
     if record is not None and (is_gymnax(spec.env) or spec.multi_agent):
         what = "a gymnax env (evaluated in one jit, without a renderer)" if is_gymnax(spec.env) else "a multi-agent env"
         raise UsageError(f"--record renders single-agent gymnasium envs; {spec.env!r} is {what}")
-    print(f"checkpoint: {ckpt} ({note})", flush=True)
-    connector = f", connector {spec.connector.get('class')}" if spec.connector else ""
-    env_config = f" with env_config {spec.env_config}" if spec.env_config else ""
-    print(f"env: {spec.env}{env_config} (from {spec.source}{connector})", flush=True)
-    frames: Optional[list] = [] if record is not None else None
+    if not label:
+        connector = f", connector {spec.connector.get('class')}" if spec.connector else ""
+        env_config = f" with env_config {spec.env_config}" if spec.env_config else ""
+        print(f"env: {spec.env}{env_config} (from {spec.source}{connector})", flush=True)
     try:
         returns = _rollout(kind, ckpt, spec, args, frames)
     except (TypeError, ValueError, KeyError) as err:
-        raise UsageError(f"Cannot evaluate {str(ckpt)!r} on --env {spec.env!r}: {err}") from None
+        raise UsageError(f"Cannot evaluate {str(ckpt)!r} on env {spec.env!r}: {err}") from None
+    return spec, returns
+
+
+def _summary(returns: list[float]) -> str:
+    import numpy as np
+
+    return f"{np.mean(returns):.1f} (min {np.min(returns):.1f}, max {np.max(returns):.1f}"
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Rolls the checkpoint out for `--episodes` episodes and prints the mean return (min, max); a
+    multi-seed checkpoint (`train --num-seeds N`) is rolled out seed by seed."""
+    check_positive("--episodes", args.episodes)  # before anything is loaded
+    record = check_record(args.record)
+    kind, ckpt, note = find_checkpoint(Path(args.checkpoint))
+    print(f"checkpoint: {ckpt} ({note})", flush=True)
+    frames: Optional[list] = [] if record is not None else None
     mode = "sampled" if args.stochastic else "deterministic"
-    print(f"mean return over {len(returns)} episodes: {np.mean(returns):.1f} (min {np.min(returns):.1f}, "
-          f"max {np.max(returns):.1f}; {mode} actions, seed {args.seed})")
+    if (ckpt / MULTI_SEED_JSON).is_file():
+        seeds = _seed_checkpoints(ckpt)
+        spec, returns = _evaluate_one("algorithm", seeds[0], args, record, frames)
+        per_seed = [returns] + [_evaluate_one("algorithm", p, args, None, None, p.name)[1] for p in seeds[1:]]
+        for path, seed_returns in zip(seeds, per_seed):
+            print(f"{path.name}: mean return over {len(seed_returns)} episodes: {_summary(seed_returns)})")
+        returns = [r for seed_returns in per_seed for r in seed_returns]
+        print(f"mean return over {len(returns)} episodes ({len(seeds)} seeds): {_summary(returns)}; {mode} actions, "
+              f"seed {args.seed})")
+    else:
+        spec, returns = _evaluate_one(kind, ckpt, args, record, frames)
+        print(f"mean return over {len(returns)} episodes: {_summary(returns)}; {mode} actions, seed {args.seed})")
     if record is not None:
         from jaxrl_modules.algorithms.registry import make_env
 
