@@ -123,7 +123,7 @@ def test_unknown_connector_and_corrupt_algorithm_json_are_refused(frozenlake, tm
     _bad([str(path)], capsys, "algorithm.json", "not valid JSON")
 
 
-@pytest.mark.parametrize("env", ["gymnax:CartPole-v1", pytest.param("gymnax:Pendulum-v1", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("env", ["gymnax:CartPole-v1", "gymnax:Pendulum-v1"])
 def test_gymnax_checkpoint_is_evaluated_in_one_jit(env, tmp_path, capsys):
     algo = PPOConfig().environment(env).env_runners(num_envs_per_env_runner=4).rl_module(model_config=TINY).build()
     path = _saved(algo, tmp_path / "ckpt", iterations=0)  # an untrained module: no iteration to compile
@@ -137,7 +137,6 @@ def test_gymnax_checkpoint_is_evaluated_in_one_jit(env, tmp_path, capsys):
     _bad([str(path), "--record", str(tmp_path / "out.gif")], capsys, "--record", env, "gymnax env")
 
 
-@pytest.mark.slow  # ~6 s: SAC's jitted init
 def test_gymnax_off_policy_evaluate_returns_each_episode(tmp_path):
     algo = (SACConfig().environment("gymnax:Pendulum-v1").env_runners(num_envs_per_env_runner=4)
             .rl_module(model_config=TINY).training(num_steps_sampled_before_learning_starts=10**6)).build()
@@ -162,8 +161,7 @@ def test_multi_agent_checkpoint_sums_its_agents(tmp_path, capsys):
 
 @pytest.mark.parametrize("config", [
     pytest.param(DQNConfig().environment("CartPole-v1"), id="dqn"),
-    pytest.param(SACConfig().environment("Pendulum-v1", normalize_actions=False, clip_actions=True), id="sac",
-                 marks=pytest.mark.slow)])
+    pytest.param(SACConfig().environment("Pendulum-v1", normalize_actions=False, clip_actions=True), id="sac")])
 def test_off_policy_host_checkpoints(config, tmp_path, capsys):
     algo = config.rl_module(model_config=TINY).build()
     path = _saved(algo, tmp_path / "ckpt", iterations=0)

@@ -158,7 +158,6 @@ def test_dqn_gymnax_loop_reports_the_episodes_that_ended_in_the_iteration(gymnax
     assert counts == DQN_EXPECTED[1]
 
 
-@pytest.mark.slow  # ~11 s: the stacked two-policy learner compiles
 def test_multi_agent_loop_reports_episode_and_per_module_returns_of_the_iteration():
     # 2 env steps per iteration (batch 4 over 2 agents); episodes take 4 steps: they end in iterations 2 and 4.
     # Episode k pays k per agent step: 6k in all, 2k to agent 0 (module p0), 4k to agent 1 (module p1).
