@@ -189,3 +189,15 @@ def test_run_episodes_counts_each_env_first_episode_only():
     assert out["finished"].all()
     cut = run_episodes(env, None, policy, {}, jax.random.key(0), 2, max_steps=3)
     assert not cut["finished"].any() and list(cut["lengths"]) == [3, 3]
+
+
+def test_gymnax_evaluation_compiles_its_rollout_once(gymnax_counter):
+    """Evaluating every K iterations (train --eval-every) reuses one jitted rollout per episode count."""
+    algo = _ppo("gymnax:Counter-v0", length=5)
+    algo.train()
+    first = algo.evaluate(3)["env_runners"]["episode_returns"]
+    algo.train()
+    second = algo.evaluate(3)["env_runners"]["episode_returns"]
+    assert first == second == [5.0, 5.0, 5.0]  # fresh envs: each env's first 5-step episode pays 1 per step
+    (rollout,) = algo._eval_cache.values()
+    assert rollout._cache_size() == 1

@@ -94,19 +94,25 @@ def run_episodes(env: Any, env_params: Any, policy: Callable, params: Any, rng: 
 
 def evaluate_gymnax(env: Any, env_params: Any, module: Any, params: Any, episodes: int, *, seed: int = 10_000,
                     stochastic: bool = False, obs_fn: Optional[Callable] = None, to_env: Optional[Callable] = None,
-                    max_steps: Optional[int] = None) -> list[float]:
+                    max_steps: Optional[int] = None, cache: Optional[dict] = None) -> list[float]:
     """The returns of `episodes` complete episodes of `module` (jitted `run_episodes`); a ValueError
-    when an episode has not ended within `max_steps` steps."""
+    when an episode has not ended within `max_steps` steps. Pass the same `cache` dict on every call
+    (an algorithm keeps one) so the jitted rollout is built and compiled once per
+    `(episodes, stochastic, max_steps)`, not on every evaluation."""
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ValueError(f"episodes must be an int >= 1; got {episodes!r}")
-    policy = make_policy(module, stochastic)
-    initial = module.get_initial_state() if module.is_stateful() else None
+    cache = {} if cache is None else cache
+    key = (episodes, bool(stochastic), max_steps, id(env), id(env_params))  # the env objects the algorithm holds
+    if key not in cache:
+        policy = make_policy(module, stochastic)
+        initial = module.get_initial_state() if module.is_stateful() else None
 
-    def run(p: Any, key: jax.Array) -> dict:
-        return run_episodes(env, env_params, policy, p, key, episodes, obs_fn=obs_fn, to_env=to_env,
-                            initial_state=initial, max_steps=max_steps)
+        def run(p: Any, rng: jax.Array) -> dict:
+            return run_episodes(env, env_params, policy, p, rng, episodes, obs_fn=obs_fn, to_env=to_env,
+                                initial_state=initial, max_steps=max_steps)
 
-    out = jax.device_get(jax.jit(run)(params, jax.random.key(seed)))
+        cache[key] = jax.jit(run)
+    out = jax.device_get(cache[key](params, jax.random.key(seed)))
     if not out["finished"].all():
         raise ValueError(f"{int((~out['finished']).sum())} of {episodes} evaluation episodes did not end within "
                          f"{int(out['lengths'].max())} steps (max_steps); expected episodes that end")

@@ -45,6 +45,7 @@ class OffPolicyAlgorithm(Algorithm):
             per_iter = self.jax_algo.steps * cfg.num_envs_per_env_runner
             n = max(1, STEPS_PER_TRAIN // per_iter)
             self._run = jax.jit(lambda s: scan_with_first_nonfinite(self.jax_algo.iteration, s, n))
+            self._eval_cache: dict = {}  # jitted evaluation rollouts, built once per (episodes, stochastic)
             self._returns = EpisodeReturns()
             return
         self.mode = "host"
@@ -201,7 +202,7 @@ class OffPolicyAlgorithm(Algorithm):
 
             runner = self.jax_algo.runner
             returns = evaluate_gymnax(runner.env, runner.env_params, self.module, self._params(), episodes,
-                                      to_env=runner.to_env)
+                                      to_env=runner.to_env, cache=self._eval_cache)
         else:
             returns = evaluate_policy(self.config, self.module, self._params(), episodes)
         return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),

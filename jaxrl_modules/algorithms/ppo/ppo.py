@@ -37,6 +37,7 @@ class PPO(Algorithm):
             self.learner = self.jax_ppo.learner
             self.train_state = jax.jit(self.jax_ppo.init)(jax.random.key(cfg.seed))
             self._iteration_fn = jax.jit(self.jax_ppo.iteration)
+            self._eval_cache: dict = {}  # jitted evaluation rollouts, built once per (episodes, stochastic)
             return
         probe = make_env(cfg.env, cfg.env_config)
         multi_env = is_multi_agent_env(probe)
@@ -210,7 +211,7 @@ class PPO(Algorithm):
 
         runner = self.jax_ppo.runner
         return evaluate_gymnax(runner.env, runner.env_params, self.module, self._params(), episodes, seed=seed,
-                               obs_fn=runner.obs_fn, to_env=runner.to_env)
+                               obs_fn=runner.obs_fn, to_env=runner.to_env, cache=self._eval_cache)
 
     # ----------------------------------------------------------------- state
     def _params(self) -> Any:
