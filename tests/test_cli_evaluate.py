@@ -249,11 +249,31 @@ def test_bad_paths_and_flags(run_folder, tmp_path, capsys):
     _bad([str(run), "--record", str(tmp_path / "out.avi")], capsys, "--record", ".gif or .mp4", "out.avi")
     _bad([str(run), "--record", str(tmp_path / "nofolder" / "out.gif")], capsys, "--record", "nofolder", "does not exist")
     _bad([str(run), "--record", str(tmp_path)], capsys, "--record", "a directory")
-    if shutil.which("ffmpeg") is None:
-        import importlib.util
 
-        if importlib.util.find_spec("imageio_ffmpeg") is None:
-            _bad([str(run), "--record", str(tmp_path / "out.mp4")], capsys, "--record", "imageio-ffmpeg", "pip install")
+
+def test_record_without_the_mp4_writer_names_the_package(run_folder, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "imageio_ffmpeg" else find_spec(name, *a))
+    run, _ = run_folder
+    _bad([str(run), "--record", str(tmp_path / "out.mp4")], capsys, "--record", "imageio-ffmpeg", "pip install")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_record_renders_a_gymnasium_env(run_folder, suffix, tmp_path, capsys):
+    """CartPole through gymnasium's own pygame renderer, written by imageio (pillow / ffmpeg)."""
+    import imageio.v3 as iio
+
+    run, _ = run_folder
+    out = _run([str(run), "--episodes", "1", "--record", str(tmp_path / f"ep{suffix}")], capsys)
+    frames = int(re.search(r"recorded the first episode \((\d+) frames\)", out).group(1))
+    assert frames == _mean(out) + 1  # the reset frame and one per step (CartPole pays 1 per step)
+    video = iio.imread(tmp_path / f"ep{suffix}", index=None)
+    assert video.ndim == 4 and video.shape[-1] == 3 and video.shape[1:3] == (400, 600) and video.std() > 1
+    if suffix == ".mp4":
+        assert len(video) == frames
 
 
 def test_record_writes_the_first_episode_as_a_gif(tmp_path, capsys):

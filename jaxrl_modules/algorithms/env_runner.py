@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from typing import Any, Callable, Optional
 
@@ -139,6 +140,9 @@ def make_render_env(config: Any) -> Any:
     `render_mode="rgb_array"`; other envs (registered creators, classes) must already render so."""
     from jaxrl_modules.algorithms.registry import _ENV_CREATORS
 
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # rgb_array rendering with pygame needs no sound card
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # nor a display
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     if isinstance(config.env, str) and config.env not in _ENV_CREATORS:
         try:
             return make_env(config.env, {**config.env_config, "render_mode": "rgb_array"})

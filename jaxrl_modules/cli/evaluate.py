@@ -13,6 +13,7 @@ envs with each agent acting through its module (an episode's return is the sum o
 from __future__ import annotations
 
 import argparse
+import warnings
 import dataclasses
 import importlib
 import importlib.util
@@ -227,7 +228,9 @@ def write_frames(path: Path, frames: list, fps: float) -> None:
         if path.suffix.lower() == ".gif":
             iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
         else:
-            iio.imwrite(path, np.stack(frames), fps=fps)
+            with warnings.catch_warnings():  # ffmpeg runs in a subprocess, which JAX warns about (harmless here)
+                warnings.filterwarnings("ignore", message=".*os.fork", category=RuntimeWarning)
+                iio.imwrite(path, np.stack(frames), fps=fps, macro_block_size=2)  # even sizes, as yuv420p needs
     except (OSError, ValueError) as err:
         raise UsageError(f"--record {str(path)!r}: cannot write the frames: {err}") from None
 
