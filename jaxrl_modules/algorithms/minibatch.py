@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -10,11 +10,14 @@ import optax
 
 
 def minibatch_epochs(loss_fn: Callable, optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
-                     batch: Any, rng: jax.Array, num_epochs: int, num_minibatches: int, shuffle: bool = True) -> tuple:
+                     batch: Any, rng: jax.Array, num_epochs: int, num_minibatches: int, shuffle: bool = True,
+                     step_metrics: Optional[Callable] = None) -> tuple:
     """`num_epochs` passes over `batch` (leaves `[B, ...]`) in `num_minibatches` gradient steps each.
 
     `loss_fn(params, minibatch) -> (loss, metrics)`. Returns `(params, opt_state, metrics)`, the
     metrics of the last minibatch. A remainder of `B % num_minibatches` rows is skipped per epoch.
+    `step_metrics(metrics, grads, opt_state) -> metrics` adds per-step metrics (grad norm, learning
+    rate) from the gradients and the optimizer state before the update.
     """
     size = jax.tree_util.tree_leaves(batch)[0].shape[0]
     usable = num_minibatches * (size // num_minibatches)
@@ -22,6 +25,8 @@ def minibatch_epochs(loss_fn: Callable, optimizer: optax.GradientTransformation,
     def step(carry, mb):
         params, opt_state = carry
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
+        if step_metrics is not None:
+            metrics = step_metrics(metrics, grads, opt_state)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), metrics
 

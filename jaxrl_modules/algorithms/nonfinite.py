@@ -30,6 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrl_modules.algorithms.optim import GRAD_NORM, LEARNING_RATE
+
+DERIVED_METRICS = (GRAD_NORM, LEARNING_RATE)  # reported only when no other quantity is non-finite
+
 # What an algorithm is left holding after it raised (the loops restore it before raising).
 KEPT_STATE = "the algorithm keeps its params, optimizer state and RNG from before this iteration (the last finite ones)"
 
@@ -85,17 +89,25 @@ def _is_float(x: Any) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
+def _derived(tree: Any) -> list[bool]:
+    """Per leaf: whether it is a quantity derived from others (the grad norm, the learning rate), which
+    is reported only when nothing else is non-finite: a NaN loss names the loss, not the grad norm."""
+    return [bool(path) and _key(path[-1]) in DERIVED_METRICS for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
 def nonfinite_code(tree: Any) -> jax.Array:
-    """Index (int32) of the first leaf of `tree` holding a NaN or inf; -1 when all are finite.
-    Jittable: one `isfinite` reduction per floating leaf (on CPU about 2 us per call for a
-    DQN-sized tree over the cost of touching it; flattening all leaves into one reduction was
-    measured slower)."""
+    """Index (int32) of the first leaf of `tree` holding a NaN or inf (derived metrics last, see
+    `_derived`); -1 when all are finite. Jittable: one `isfinite` reduction per floating leaf (on CPU
+    about 2 us per call for a DQN-sized tree over the cost of touching it; flattening all leaves into
+    one reduction was measured slower)."""
     leaves = jax.tree_util.tree_leaves(tree)
     flags = [~jnp.all(jnp.isfinite(x)) if _is_float(x) else jnp.zeros((), bool) for x in leaves]
     if not flags:
         return jnp.full((), -1, jnp.int32)
     flags = jnp.stack(flags)
-    return jnp.where(flags.any(), jnp.argmax(flags), -1).astype(jnp.int32)
+    primary = flags & ~jnp.asarray(_derived(tree))
+    first = jnp.where(primary.any(), jnp.argmax(primary), jnp.argmax(flags))
+    return jnp.where(flags.any(), first, -1).astype(jnp.int32)
 
 
 def describe(value: Any) -> str:
@@ -111,11 +123,14 @@ def describe(value: Any) -> str:
 
 def first_nonfinite(tree: Any) -> tuple[bool, Optional[str]]:
     """`(found, name)`: whether any leaf of `tree` holds a NaN or inf, and the name of the
-    first one (see `quantity_names`), else `(False, None)`. Host-side (numpy), no jit."""
-    names = quantity_names(tree)
-    for name, leaf in zip(names, jax.tree_util.tree_leaves(tree)):
-        if _is_float(leaf) and not np.all(np.isfinite(np.asarray(leaf))):
-            return True, name
+    first one (see `quantity_names`; derived metrics last, as in `nonfinite_code`), else
+    `(False, None)`. Host-side (numpy), no jit."""
+    names, leaves, derived = quantity_names(tree), jax.tree_util.tree_leaves(tree), _derived(tree)
+    bad = [_is_float(leaf) and not np.all(np.isfinite(np.asarray(leaf))) for leaf in leaves]
+    for want_derived in (False, True):
+        for name, is_bad, is_derived in zip(names, bad, derived):
+            if is_bad and is_derived == want_derived:
+                return True, name
     return False, None
 
 

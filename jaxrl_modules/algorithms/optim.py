@@ -64,3 +64,25 @@ def optimizer_for(config: Any, updates_per_iteration: int = 1) -> optax.Gradient
     """The optimizer a learner builds from `lr`, `lr_schedule`, `grad_clip`, `grad_clip_by` and `adam_eps`."""
     return adam_with_clip(learning_rate(config, updates_per_iteration), config.grad_clip, config.adam_eps,
                           config.grad_clip_by)
+
+
+GRAD_NORM = "gradients_default_optimizer_global_norm"  # RLlib's learner metric names
+LEARNING_RATE = "default_optimizer_learning_rate"
+
+
+def lr_at(lr: Any, opt_state: Any) -> jax.Array:
+    """The learning rate the next update of `opt_state` applies: `lr` itself, or the schedule at the
+    optimizer's update count (the last `count` in the optax state: the schedule's own when there is one)."""
+    if not callable(lr):
+        return jnp.asarray(lr, jnp.float32)
+    counts = optax.tree_utils.tree_get_all_with_path(opt_state, "count")
+    return jnp.asarray(lr(counts[-1][1]), jnp.float32)
+
+
+def optimizer_metrics(grads: Any, opt_state: Any, lr: Any, module_ids: Optional[list] = None) -> dict:
+    """The grad norm and the learning rate of one update (before it is applied), for a single module,
+    or per ModuleID of a multi-module's `{module_id: grads}` when `module_ids` is given."""
+    rate = lr_at(lr, opt_state)
+    if module_ids is None:
+        return {GRAD_NORM: optax.global_norm(grads), LEARNING_RATE: rate}
+    return {mid: {GRAD_NORM: optax.global_norm(grads[mid]), LEARNING_RATE: rate} for mid in module_ids}

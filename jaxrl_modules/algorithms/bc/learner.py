@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
-from jaxrl_modules.algorithms.optim import adam_with_clip
+from jaxrl_modules.algorithms.optim import adam_with_clip, optimizer_metrics
 from jaxrl_modules.apis import SelfSupervisedLossAPI
 from jaxrl_modules.columns import Columns
 
@@ -42,5 +42,6 @@ class BCLearner:
         cfg = self.config
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
         params, opt_state, metrics = minibatch_epochs(self.loss, self.optimizer, state.params, state.opt_state, batch, rng,
-                                                      cfg.num_epochs, max(1, size // min(cfg.minibatch_size, size)))
+                                                      cfg.num_epochs, max(1, size // min(cfg.minibatch_size, size)),
+                                                      step_metrics=lambda m, g, o: {**m, **optimizer_metrics(g, o, cfg.lr)})
         return BCLearnerState(params, opt_state), metrics

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl_modules.algorithms.dqn.module import QF_NEXT_PREDS, QF_PREDS
-from jaxrl_modules.algorithms.optim import adam_with_clip
+from jaxrl_modules.algorithms.optim import adam_with_clip, optimizer_metrics
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
 
@@ -64,6 +64,7 @@ class DQNLearner:
         """One gradient step; then the target params follow every `target_network_update_freq`
         updates by `tau` (1.0 = hard copy)."""
         (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state.target_params, batch)
+        metrics = {**metrics, **optimizer_metrics(grads, state.opt_state, self.config.lr)}
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         n = state.num_updates + 1

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
-from jaxrl_modules.algorithms.optim import optimizer_for
+from jaxrl_modules.algorithms.optim import learning_rate, optimizer_for, optimizer_metrics
 from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
 from jaxrl_modules.columns import Columns
 
@@ -77,6 +77,7 @@ class PPOLearner:
         # Updates per iteration for lr_schedule: epochs x minibatches of one rollout's batch.
         steps_per_iter = config.num_epochs * config.num_minibatches(config.rollout_length() * config.num_envs_per_env_runner)
         self.optimizer = optimizer_for(config, steps_per_iter)
+        self.lr = learning_rate(config, steps_per_iter)
 
     def init(self, params: Any) -> LearnerState:
         kl = {mid: jnp.asarray(self.config.kl_coeff, jnp.float32) for mid in self.module_ids}
@@ -95,6 +96,13 @@ class PPOLearner:
             metrics[mid] = m
         return total, metrics
 
+    def _step_metrics(self, metrics: dict, grads: Any, opt_state: Any) -> dict:
+        """The loss metrics plus the grad norm and learning rate (per ModuleID for multi-modules)."""
+        extra = optimizer_metrics(grads, opt_state, self.lr, list(metrics) if self.is_multi else None)
+        if self.is_multi:
+            return {mid: {**m, **extra[mid]} for mid, m in metrics.items()}
+        return {**metrics, **extra}
+
     def params_of(self, state: LearnerState) -> Any:
         return state.params
 
@@ -112,7 +120,7 @@ class PPOLearner:
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
         params, opt_state, metrics = minibatch_epochs(
             lambda p, mb: self.loss(p, mb, state.kl_coeff), self.optimizer, state.params, state.opt_state, batch, rng,
-            cfg.num_epochs, num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch)
+            cfg.num_epochs, num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch, self._step_metrics)
         kl_coeff = dict(state.kl_coeff)
         if cfg.use_kl_loss:
             for mid in kl_coeff:

@@ -10,7 +10,7 @@ import numpy as np
 import optax
 
 from jaxrl_modules.algorithms.sac.module import ACTOR_KEYS, QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
-from jaxrl_modules.algorithms.optim import adam_with_clip
+from jaxrl_modules.algorithms.optim import GRAD_NORM, adam_with_clip
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
 
@@ -73,6 +73,7 @@ class SACLearner:
 
     def update(self, state: SACLearnerState, batch: dict, rng: jax.Array) -> tuple[SACLearnerState, dict]:
         (_, (metrics, logp)), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state, batch, rng)
+        metrics = {**metrics, GRAD_NORM: optax.global_norm(grads)}  # actor and critic (their own lrs: actor_lr, critic_lr)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         alpha_grad = jax.grad(lambda la: -(la * (logp + self.target_entropy)).mean())(state.log_alpha)
