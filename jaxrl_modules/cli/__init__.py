@@ -1,7 +1,8 @@
 """`jaxrl-modules`: train with the default module, evaluate a checkpoint.
 
     jaxrl-modules train --algo ppo --env CartPole-v1 [--config lr=1e-3 fcnet_hiddens=[64,64]]
-    jaxrl-modules evaluate runs/<name>/checkpoints/final --episodes 10
+    jaxrl-modules train --resume runs/<name> --iterations 400     # continue a run (after Ctrl-C too)
+    jaxrl-modules evaluate runs/<name> --episodes 10 [--record out.gif]
     jaxrl-modules config --algo ppo     # every --config setting with its default and type
 
 A bad command line prints one line `jaxrl-modules: error: <message>` and exits with code 2.
