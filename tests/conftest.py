@@ -42,6 +42,16 @@ def ppo_spec(small_config):
 
 
 @pytest.fixture
+def fast_compiles():
+    """For files of tiny runs, where compiling dominates: skip most XLA optimizations (about halves it).
+    Use with `pytestmark = pytest.mark.usefixtures("fast_compiles")`."""
+    before = jax.config.values["jax_disable_most_optimizations"]
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
+@pytest.fixture
 def obs_batch():
     return np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
 

@@ -28,13 +28,7 @@ ENV = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
        "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
 
 
-@pytest.fixture(autouse=True)
-def fast_compiles():
-    """Tiny runs: compiling dominates, so skip most XLA optimizations."""
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # conftest: tiny runs compile faster
 
 
 def rows_of(run: Path) -> list[dict]:

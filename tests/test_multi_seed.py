@@ -23,13 +23,7 @@ SEED = 3
 RTOL, ATOL = 1e-5, 1e-6
 
 
-@pytest.fixture(autouse=True)
-def fast_compiles():
-    """These runs are tiny, so compiling dominates: skip most XLA optimizations."""
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # conftest: tiny runs compile faster
 
 
 def ppo_config(seed=SEED):

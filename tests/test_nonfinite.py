@@ -22,13 +22,7 @@ from jaxrl_modules.envs import MultiAgentCartPole
 TINY = {"fcnet_hiddens": [8]}
 
 
-@pytest.fixture(autouse=True)
-def fast_compiles():
-    """These runs are tiny, so compiling dominates: skip most XLA optimizations (halves it)."""
-    before = jax.config.values["jax_disable_most_optimizations"]
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", before)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # conftest: tiny runs compile faster
 
 
 class Poisoned(gym.Wrapper):
