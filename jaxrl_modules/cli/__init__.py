@@ -22,14 +22,18 @@ __all__ = ["PROG", "UsageError", "build_config", "config_class", "main", "plot"]
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Runs the command; a bad command line prints one line `jaxrl-modules: error: ...` to stderr and
-    raises `UsageError` (a SystemExit with code 2), never a traceback."""
-    from jaxrl_modules.cli.evaluate import evaluate
-    from jaxrl_modules.cli.train import train
-
+    raises `UsageError` (a SystemExit with code 2), never a traceback. Ctrl-C at any moment outside
+    the training loop (which saves and returns 130 itself) prints one line and returns 130."""
     try:
+        from jaxrl_modules.cli.evaluate import evaluate
+        from jaxrl_modules.cli.train import train
+
         args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
         commands = {"train": train, "evaluate": evaluate, "config": show_config}
         return commands[args.command](args)
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)
         raise
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted (Ctrl-C)", file=sys.stderr, flush=True)
+        return 130
