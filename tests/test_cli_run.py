@@ -243,41 +243,129 @@ def test_nan_in_training_keeps_csv_checkpoint_and_curve(tmp_path, capsys):
     assert json.loads((tmp_path / "n" / "run.json").read_text())["status"] == "nonfinite"
 
 
+def refused(capsys, argv, *fragments, absent=()):
+    """`main(argv)` exits with code 2 and one line `jaxrl-modules: error: ...` holding every fragment; returns it."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and err.startswith("jaxrl-modules: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment.lower() in err.lower(), (fragment, err)
+    for fragment in absent:
+        assert fragment.lower() not in err.lower(), (fragment, err)
+    return err
+
+
+def snapshot(folder: Path) -> dict:
+    """Every path under `folder` -> (bytes, mtime) of a file, None for a folder: equal snapshots = nothing written."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
 def test_run_name_reuse_overwrite_and_bad_resume_paths(tmp_path, capsys):
     runs = tmp_path / "runs"
     base = ["train", "--iterations", "1", "--runs-dir", str(runs), "--quiet", *TINY]
     assert main(base + ["--name", "r"]) == 0
-    (runs / "r" / "marker").write_text("old run")
-
-    def refused(argv, *fragments):
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as info:
-            main(argv)
-        err = capsys.readouterr().err
-        assert info.value.code == 2 and err.count("\n") == 1 and err.startswith("jaxrl-modules: error: "), err
-        for fragment in fragments:
-            assert fragment.lower() in err.lower(), (fragment, err)
-
-    refused(base + ["--name", "r"], str(runs / "r"), "already exists", "--overwrite", "--resume")
-    refused(base + ["--name", "r", "--overwrite", "--config", "lr=-1"], "lr", "> 0")  # a bad start keeps the old run
-    assert (runs / "r" / "marker").is_file()
+    before = snapshot(runs / "r")
+    refused(capsys, base + ["--name", "r"], str(runs / "r"), "already exists", "--overwrite", "--resume")
+    refused(capsys, base + ["--name", "r", "--overwrite", "--config", "lr=-1"], "lr", "> 0")  # a bad start keeps the old run
+    assert snapshot(runs / "r") == before
+    time.sleep(0.01)
     assert main(base + ["--name", "r", "--overwrite"]) == 0
-    assert not (runs / "r" / "marker").exists() and len(rows_of(runs / "r")) == 1
+    assert len(rows_of(runs / "r")) == 1 and len(list((runs / "r" / "tensorboard").iterdir())) == 1  # replaced, not added to
+    assert snapshot(runs / "r")["run.json"][1] > before["run.json"][1]
     (runs / "notes").mkdir()
     (runs / "notes" / "todo.txt").write_text("mine")
-    refused(base + ["--name", "notes", "--overwrite"], str(runs / "notes"), "not a run folder")
-    assert (runs / "notes" / "todo.txt").read_text() == "mine"  # never deleted
-    refused(["train", "--resume", str(tmp_path / "missing")], "--resume", str(tmp_path / "missing"), "got nothing")
-    refused(["train", "--resume", str(runs / "notes" / "todo.txt")], "--resume", "got a file")
-    refused(["train", "--resume", str(runs / "notes")], "--resume", "not a run folder", "config.json")
-    (runs / "nockpt").mkdir()
-    (runs / "nockpt" / "config.json").write_text((runs / "r" / "config.json").read_text())
-    refused(["train", "--resume", str(runs / "nockpt")], "--resume", "no checkpoint")
-    refused(["train", "--resume", str(runs / "r"), "--env", "Pendulum-v1"], "--env cannot change on --resume",
+    refused(capsys, ["train", "--resume", str(tmp_path / "missing")], "--resume", str(tmp_path / "missing"), "got nothing")
+    refused(capsys, ["train", "--resume", str(runs / "notes" / "todo.txt")], "--resume", "got a file")
+    refused(capsys, ["train", "--resume", str(runs / "notes")], "--resume", "not a run folder", "config.json")
+    refused(capsys, ["train", "--resume", str(runs / "r"), "--env", "Pendulum-v1"], "--env cannot change on --resume",
             "'CartPole-v1'", "'Pendulum-v1'")
-    refused(["train", "--resume", str(runs / "r"), "--algo", "dqn"], "--algo cannot change", "'ppo'", "'dqn'")
-    refused(["train", "--resume", str(runs / "r")], "--iterations 1", "already has 1 iterations", "larger --iterations")
-    refused(["train", "--resume", str(runs / "r"), "--overwrite"], "--overwrite and --resume")
+    refused(capsys, ["train", "--resume", str(runs / "r"), "--algo", "dqn"], "--algo cannot change", "'ppo'", "'dqn'")
+    refused(capsys, ["train", "--resume", str(runs / "r"), "--overwrite"], "--overwrite and --resume")
+
+
+def test_a_refused_resume_writes_nothing(tmp_path, capsys):
+    """Review finding: `--resume` of a folder with only config.json left an empty checkpoints/ behind."""
+    runs = tmp_path / "runs"
+    assert main(["train", "--iterations", "1", "--runs-dir", str(runs), "--name", "r", "--quiet", *TINY]) == 0
+    (runs / "cfgonly").mkdir()
+    (runs / "cfgonly" / "config.json").write_text((runs / "r" / "config.json").read_text())
+    before = snapshot(runs)
+    refused(capsys, ["train", "--resume", str(runs / "cfgonly")], "--resume", str(runs / "cfgonly"), "no checkpoint")
+    refused(capsys, ["train", "--resume", str(runs / "r")], "--iterations 1", "already has 1 iterations", "larger --iterations")
+    refused(capsys, ["train", "--resume", str(runs / "r"), "--iterations", "2", "--config", "lr=-1"], "--config cannot change")
+    assert snapshot(runs) == before  # no checkpoints/ made, nothing rewritten
+
+
+def test_overwrite_deletes_only_a_folder_train_wrote_all_of(tmp_path, capsys):
+    """Review findings: `--overwrite` deleted a folder that merely had a config.json; a file or a path-like
+    --name gave wrong advice or escaped --runs-dir. All refused before anything is built or written."""
+    runs = tmp_path / "runs"
+    base = ["train", "--iterations", "1", "--runs-dir", str(runs), "--quiet", *TINY]
+    proj = runs / "proj"  # the reviewer's folder, exactly
+    (proj / "src").mkdir(parents=True)
+    (proj / "config.json").write_text('{"model":"bert"}\n')
+    (proj / "src" / "main.py").write_text("print(1)\n")
+    before = snapshot(runs)
+    refused(capsys, base + ["--name", "proj", "--overwrite"], repr(str(proj)), "not a run folder", "config.json (not train's",
+            "src/", "nothing was deleted", "new --name", "--runs-dir")
+    refused(capsys, base + ["--name", "proj"], repr(str(proj)), "not a run folder", "src/", absent=["--resume", "--overwrite"])
+    assert snapshot(runs) == before  # byte-identical, same mtimes
+    # train's own config.json, but a file train never writes beside it (or inside tensorboard/ or checkpoints/)
+    train_like = {"command": ["jaxrl-modules", "train"], "flags": {}, "settings": {}, "config_class": "PPOConfig"}
+    for extra in ("notes.txt", "tensorboard/notes.txt", "checkpoints/notes.txt"):
+        folder = runs / extra.replace("/", "_")
+        (folder / "tensorboard").mkdir(parents=True)
+        (folder / "checkpoints").mkdir()
+        (folder / "config.json").write_text(json.dumps(train_like))
+        (folder / extra).write_text("mine")
+        refused(capsys, base + ["--name", folder.name, "--overwrite"], "not a run folder", extra)
+        assert (folder / extra).read_text() == "mine"
+    (runs / "afile").write_text("data")
+    for overwrite in ([], ["--overwrite"]):
+        refused(capsys, base + ["--name", "afile", *overwrite], repr(str(runs / "afile")), "is a file", "new --name",
+                "--runs-dir", absent=["--resume", "already exists"])
+    assert (runs / "afile").read_text() == "data"
+    for name in ("../escape", "a/b", "", " \t", ".", ".."):
+        refused(capsys, base + ["--name", name], "--name", "one folder name", repr(name))
+    refused(capsys, ["train", "--runs-dir", str(runs / "afile"), "--name", "x"], "--runs-dir", "is a file")
+    refused(capsys, ["train", "--runs-dir", str(runs / "afile" / "sub"), "--name", "x"], "--runs-dir", "inside", "a file")
+    refused(capsys, ["train", "--runs-dir", "", "--name", "x"], "--runs-dir", "directory path", "''")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # ../escape made nothing
+    assert sorted(p.name for p in runs.iterdir()) == sorted(["proj", "afile", "notes.txt", "tensorboard_notes.txt",
+                                                             "checkpoints_notes.txt"])
+
+
+def test_resume_keeps_the_first_command_and_accepts_equivalent_lists(tmp_path, capsys):
+    """Review findings: config.json's command was replaced on each resume; an equivalent --config written
+    differently was refused; settings disagreed with what runs (evaluation_duration, train_batch_size)."""
+    from jaxrl_modules.cli.run_folder import _same
+
+    runs, run = tmp_path / "runs", tmp_path / "runs" / "c"
+    first = ["train", "--iterations", "1", "--runs-dir", str(runs), "--name", "c", "--eval-episodes", "3", "--quiet", *TINY]
+    assert main(first) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["command"] == ["jaxrl-modules", *first] and config["resumed"] == []
+    assert config["settings"]["evaluation_duration"] == 3 and config["settings"]["train_batch_size_per_learner"] == 64
+    assert "train_batch_size" not in config["settings"] and "train_batch_size" in config["unused_settings"]
+    again = ["train", "--resume", str(run), "--iterations", "2", "--quiet", "--runs-dir", str(runs) + os.sep,
+             "--config", "num_epochs=1", "minibatch_size=32", "fcnet_hiddens=[ 8 ]", "train_batch_size_per_learner=64"]
+    assert main(again) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["command"] == ["jaxrl-modules", *first] and config["flags"]["iterations"] == 1
+    assert config["resumed"] == [["jaxrl-modules", *again]] and config["run_flags"]["iterations"] == 2
+    assert [int(r["iteration"]) for r in rows_of(run)] == [1, 2]
+    before = snapshot(run)
+    # the run-control flags of the last resume are kept: without --iterations the total is still 2
+    refused(capsys, ["train", "--resume", str(run)], "--iterations 2", "already has 2 iterations")
+    refused(capsys, ["train", "--resume", str(run), "--iterations", "3", "--config", "num_epochs=2", "minibatch_size=32",
+                     "fcnet_hiddens=[8]", "train_batch_size_per_learner=64"], "--config cannot change", "num_epochs=1")
+    assert snapshot(run) == before
+    assert _same("env_config", ["b=[1,2]", "a=1e-3"], ["a=0.001", "b=[ 1, 2 ]"])
+    assert not _same("env_config", ["a=1"], ["a=2"]) and not _same("config", [], ["lr=1"])
 
 
 @pytest.mark.parametrize("flags,fragments", [
@@ -287,6 +375,9 @@ def test_run_name_reuse_overwrite_and_bad_resume_paths(tmp_path, capsys):
     (["--num-seeds", "0"], ("--num-seeds", "an int >= 1", "got 0")),
     (["--num-seeds", "2"], ("--num-seeds 2", "gymnax env", "'CartPole-v1'")),
     (["--checkpoint-every", "x"], ("--checkpoint-every", "invalid int value", "'x'")),
+    (["--stop-reward", "nan"], ("--stop-reward", "a finite number", "got nan")),
+    (["--stop-reward", "inf"], ("--stop-reward", "a finite number", "got inf")),
+    (["--stop-reward=-inf"], ("--stop-reward", "a finite number", "got -inf")),
 ])
 def test_bad_run_flags(flags, fragments, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
@@ -308,6 +399,35 @@ def test_curve_labels_the_return_and_draws_evaluation_and_seed_band(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
 
 
+def test_num_seeds_steps_per_seed_column_and_curve_axis(tmp_path, monkeypatch):
+    """Review finding: with N seeds the CSV's env steps are summed over seeds; the curve's axis is per seed."""
+    import matplotlib.axes
+
+    from jaxrl_modules.cli.metrics_log import csv_row
+    from jaxrl_modules.cli.plot import _plot
+
+    seed = {"num_env_steps_sampled_lifetime": 64, "env_runners": {"episode_return_mean": 9.0}}
+    result = {"training_iteration": 1, "num_env_steps_sampled_lifetime": 256, "time_this_iter_s": 0.1,
+              "env_runners": {"episode_return_mean": 9.0}, "seeds": [seed] * 4}
+    row = csv_row(result)
+    assert list(row)[:3] == ["iteration", "num_env_steps_sampled_lifetime", "num_env_steps_sampled_lifetime_per_seed"]
+    assert row["num_env_steps_sampled_lifetime"] == 256 and row["num_env_steps_sampled_lifetime_per_seed"] == 64
+    assert "num_env_steps_sampled_lifetime_per_seed" not in csv_row({**result, "seeds": []})
+    xs = []
+    plot_line = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot",
+                        lambda self, x, *a, **k: (xs.append(list(x)), plot_line(self, x, *a, **k))[1])
+    rows = [{"iteration": i, "num_env_steps_sampled_lifetime": 256 * i, "num_env_steps_sampled_lifetime_per_seed": 64 * i,
+             "episode_return_mean": 1.0, "seed_0/episode_return_mean": 1.0, "seed_1/episode_return_mean": 1.0,
+             "seed_2/episode_return_mean": 1.0, "seed_3/episode_return_mean": 1.0} for i in (1, 2)]
+    assert _plot(rows, tmp_path / "s.png", "t")[0] == "env steps per seed" and xs[-1] == [64, 128]
+    for r in rows:
+        del r["num_env_steps_sampled_lifetime_per_seed"]  # a CSV without the column: the summed count / the seeds
+    assert _plot(rows, tmp_path / "s.png", "t")[0] == "env steps per seed" and xs[-1] == [64, 128]
+    assert _plot([{k: v for k, v in r.items() if not k.startswith("seed_")} for r in rows], tmp_path / "s.png", "t")[0] == \
+        "env steps"
+
+
 @pytest.mark.slow
 def test_num_seeds_writes_per_seed_columns(tmp_path):
     pytest.importorskip("jaxrl_modules.algorithms.multi_seed")
@@ -316,6 +436,8 @@ def test_num_seeds_writes_per_seed_columns(tmp_path):
     rows = rows_of(tmp_path / "s")
     seeds = [f"seed_{i}/episode_return_mean" for i in range(4)]
     assert len(rows) == 2 and all(c in rows[0] for c in seeds)
+    assert [int(r["num_env_steps_sampled_lifetime"]) for r in rows] == [
+        4 * int(r["num_env_steps_sampled_lifetime_per_seed"]) for r in rows]
     means = [np.nanmean([float(r[c]) for c in seeds]) for r in rows]
     np.testing.assert_allclose(means, [float(r["episode_return_mean"]) for r in rows], rtol=1e-6)
     assert set(tensorboard_scalars(tmp_path / "s" / "tensorboard")) >= set(seeds)

@@ -1,8 +1,10 @@
 """Per-iteration logging of `jaxrl-modules train`: `metrics.csv` rows and TensorBoard scalars.
 
-CSV columns: `iteration`, `num_env_steps_sampled_lifetime`, `episode_return_mean`, `time_this_iter_s`,
-the learner metrics as `<module_id>/<metric>`, then `seed_<i>/episode_return_mean` (`--num-seeds`) and
-`evaluation/episode_return_mean` (`--eval-every`; empty on iterations without an evaluation). The
+CSV columns: `iteration`, `num_env_steps_sampled_lifetime` (with `--num-seeds` N: summed over the N
+seeds; then `num_env_steps_sampled_lifetime_per_seed` follows, each seed's own count, the curve's x axis),
+`episode_return_mean`, `time_this_iter_s`, the learner metrics as `<module_id>/<metric>`, then
+`seed_<i>/episode_return_mean` (`--num-seeds`) and `evaluation/episode_return_mean` (`--eval-every`;
+empty on iterations without an evaluation). The
 header is written with the first row (its keys plus those known columns); a key that first appears in
 a later row adds a column at the end (the file is rewritten once, earlier rows get an empty cell), and
 a column a row lacks is left empty. Each row is flushed as it is written. On `--resume` the rows after
@@ -27,6 +29,7 @@ from typing import Any, Optional
 from jaxrl_modules.cli.run_folder import EVAL_COLUMN
 
 STEPS, RETURN = "num_env_steps_sampled_lifetime", "episode_return_mean"
+STEPS_PER_SEED = STEPS + "_per_seed"  # --num-seeds: STEPS is summed over the seeds
 
 
 def seed_column(index: int) -> str:
@@ -35,11 +38,14 @@ def seed_column(index: int) -> str:
 
 def csv_row(result: dict, evaluation: Optional[dict] = None) -> dict:
     """The CSV row of one `train()` result (and its `evaluate()` result, if any)."""
-    row = {"iteration": result["training_iteration"], STEPS: result[STEPS],
-           RETURN: result["env_runners"][RETURN], "time_this_iter_s": result["time_this_iter_s"]}
+    row = {"iteration": result["training_iteration"], STEPS: result[STEPS]}
+    seeds = result.get("seeds") or []
+    if seeds:
+        row[STEPS_PER_SEED] = seeds[0].get(STEPS, int(result[STEPS]) // len(seeds))  # every seed samples as many
+    row.update({RETURN: result["env_runners"][RETURN], "time_this_iter_s": result["time_this_iter_s"]})
     for mid, metrics in result.get("learners", {}).items():
         row.update({f"{mid}/{k}": v for k, v in metrics.items() if _is_number(v)})
-    for i, seed in enumerate(result.get("seeds") or []):
+    for i, seed in enumerate(seeds):
         row[seed_column(i)] = seed["env_runners"][RETURN]
     if evaluation is not None:
         row[EVAL_COLUMN] = evaluation["env_runners"][RETURN]

@@ -51,11 +51,15 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     t.add_argument("--config", nargs="*", default=[],
                    help=f"overrides key=value (training or model settings; `{PROG} config --algo A` lists them)")
     t.add_argument("--iterations", type=int, default=200, help="training iterations (at most)")
-    t.add_argument("--stop-reward", type=float, default=None, help="stop at this return; None: the env's reward threshold")
+    t.add_argument("--stop-reward", type=float, default=None,
+                   help="stop at this return (a finite number; a negative one as --stop-reward=-1e3); None: the env's "
+                        "reward threshold")
     t.add_argument("--num-envs", type=int, default=None, help="None: ppo 8, dqn 10, sac 1, bc 1")
     t.add_argument("--seed", type=int, default=0, help="random seed")
-    t.add_argument("--name", default=None, help="run folder name; None: <algo>_<env>_<time>")
-    t.add_argument("--runs-dir", default="runs", help="folder holding the run folders")
+    t.add_argument("--name", default=None,
+                   help="run folder name: one folder inside --runs-dir (no path separator, not . or ..); None: "
+                        "<algo>_<env>_<time>")
+    t.add_argument("--runs-dir", default="runs", help="folder holding the run folders (created when missing)")
     t.add_argument("--log-every", type=int, default=10,
                    help="when stdout is not a terminal, one log line every N iterations instead of the progress bar")
     t.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
@@ -65,7 +69,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                         "(the total), --stop-reward, --checkpoint-every, --eval-every, --eval-episodes, --log-every and "
                         "--quiet may be given again to change them")
     t.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run folder of the same --name (only a folder `train` wrote is ever deleted)")
+                   help="replace an existing run folder of the same --name (only a folder `train` wrote all of is ever deleted: "
+                        "its own config.json and nothing else but metrics.csv, run.json, learning_curve.png, tensorboard/, "
+                        "checkpoints/)")
     t.add_argument("--checkpoint-every", type=int, default=10, metavar="K",
                    help="save a checkpoint every K iterations, at each evaluation and at the end (the last 3 are kept, "
                         "plus the best by evaluation return)")

@@ -1,4 +1,5 @@
-"""The learning curve PNG of a run: `episode_return_mean` against env steps.
+"""The learning curve PNG of a run: `episode_return_mean` against env steps (per seed with `--num-seeds`:
+`num_env_steps_sampled_lifetime_per_seed`, or the summed `num_env_steps_sampled_lifetime` / the number of seeds).
 
 `episode_return_mean` is the mean return of the episodes that ended in each iteration (carried
 forward when none ended). With per-seed columns `seed_<i>/episode_return_mean` (`--num-seeds`) the
@@ -14,6 +15,7 @@ from typing import Any, Optional
 
 RETURN_LABEL = "episode return\n(mean of the episodes ended in each iteration)"
 EVAL_COLUMN = "evaluation/episode_return_mean"
+STEPS_PER_SEED = "num_env_steps_sampled_lifetime_per_seed"
 _SEED = re.compile(r"^seed_(\d+)/episode_return_mean$")
 
 
@@ -43,6 +45,11 @@ def seed_columns(rows: list[dict]) -> list[str]:
 def plot(rows: list[dict], path: Path, title: str) -> str:
     """Plots the mean episode return (per-seed band and evaluation points when present), or (no
     finished episode, as in BC) the loss, into `path`; returns the y label."""
+    return _plot(rows, path, title)[1]
+
+
+def _plot(rows: list[dict], path: Path, title: str) -> tuple[str, str]:
+    """`plot`; returns the (x, y) labels."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,9 +60,11 @@ def plot(rows: list[dict], path: Path, title: str) -> str:
     returns = np.array([_float(r.get("episode_return_mean")) for r in rows])
     loss = None if np.isfinite(returns).any() else _loss_column(rows)
     if loss is None:
-        steps = np.array([_float(r.get("num_env_steps_sampled_lifetime")) for r in rows])
         seeds = seed_columns(rows)
-        if seeds:
+        steps = np.array([_float(r.get("num_env_steps_sampled_lifetime")) for r in rows])
+        if seeds:  # the CSV's count is summed over the seeds; the axis is each seed's
+            own = np.array([_float(r.get(STEPS_PER_SEED)) for r in rows])
+            steps = own if np.isfinite(own).all() else steps / len(seeds)
             per_seed = np.array([[_float(r.get(k)) for k in seeds] for r in rows])
             with np.errstate(all="ignore"):
                 shown = np.isfinite(per_seed).any(axis=1)
@@ -72,7 +81,7 @@ def plot(rows: list[dict], path: Path, title: str) -> str:
             ax.plot(steps, evaluation, "o", markersize=4, label="evaluation (deterministic)")
         if seeds or np.isfinite(evaluation).any():
             ax.legend(fontsize=8)
-        ax.set_xlabel("env steps")
+        ax.set_xlabel("env steps per seed" if seeds else "env steps")
         ax.set_ylabel(RETURN_LABEL, fontsize=9)
     else:
         ax.plot([_float(r.get("iteration")) for r in rows], [_float(r.get(loss)) for r in rows])
@@ -83,5 +92,5 @@ def plot(rows: list[dict], path: Path, title: str) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return ax.get_ylabel()
+    return ax.get_xlabel(), ax.get_ylabel()
 

@@ -7,7 +7,13 @@
     runs/<name>/run.json             a summary (algo, env, iterations, final return, how the run ended)
     runs/<name>/checkpoints/<iteration>/algorithm/   algorithm checkpoints, kept by an orbax CheckpointManager
 
+config.json: `command` and `flags` are the command that started the run (kept as they are on every
+resume), `resumed` the command line of each `--resume` (in order), `run_flags` the run-control flags in
+effect for the latest command (`RESUME_FLAGS`), `settings` the resolved settings the algorithm reads
+(`unused_settings` names those it does not read, left out, and why), `model_config` the full model config.
+
 `--resume runs/<name>` rebuilds the config from the stored flags and restores the latest checkpoint.
+`--overwrite` deletes a folder only when `train` wrote all of it (`not_from_train`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import dataclasses
 import json
 import logging
 import math
+import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -42,30 +50,121 @@ def flag(dest: str) -> str:
     return "--" + dest.replace("_", "-")
 
 
-def is_run_folder(path: Path) -> bool:
-    """A folder `train` wrote: it has config.json or metrics.csv."""
-    return path.is_dir() and ((path / CONFIG_FILE).is_file() or (path / METRICS_FILE).is_file())
+# what `train` writes into a run folder (the .tmp files only for a moment, replaced atomically)
+TRAIN_FILES = (CONFIG_FILE, METRICS_FILE, RUN_FILE, CURVE_FILE, CONFIG_FILE + ".tmp", METRICS_FILE + ".tmp")
+TRAIN_DIRS = (TENSORBOARD_DIR, CHECKPOINT_DIR)
+CONFIG_KEYS = ("command", "flags", "settings", "config_class")  # keys every config.json of `train` has
+_STEP_DIR = re.compile(r"^\d+(\.orbax-checkpoint-tmp-\d+)?$")  # checkpoints/<iteration> (and orbax's unfinished ones)
 
 
-def check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuses an existing `run_dir` unless `overwrite` (then only a run folder, or an empty folder, may be replaced)."""
-    if not run_dir.exists():
+def _config_problem(path: Path) -> Optional[str]:
+    """Why `path` (a config.json) is not one `train` wrote, or None."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return f"{CONFIG_FILE} (not JSON)"
+    if not isinstance(data, dict):
+        return f"{CONFIG_FILE} (not a JSON object)"
+    missing = [k for k in CONFIG_KEYS if k not in data]
+    if missing:
+        return f"{CONFIG_FILE} (not train's: no {', '.join(repr(k) for k in missing)})"
+    if not isinstance(data["flags"], dict) or not isinstance(data["command"], list) or data["command"][:1] != [PROG]:
+        return f"{CONFIG_FILE} (not train's: its 'command' is not a `{PROG}` command or 'flags' not a dict)"
+    return None
+
+
+def not_from_train(path: Path) -> list[str]:
+    """What in the folder `path` `train` did not write: [] for a run folder `train` wrote (its own config.json,
+    and nothing besides `TRAIN_FILES`, `TRAIN_DIRS` and their usual contents). Links are never train's."""
+    found: list[str] = []
+    if not (path / CONFIG_FILE).is_file() or (path / CONFIG_FILE).is_symlink():
+        found.append(f"no {CONFIG_FILE}")
+    else:
+        found += [p for p in [_config_problem(path / CONFIG_FILE)] if p]
+    for entry in sorted(path.iterdir()):
+        name = entry.name
+        if entry.is_symlink():
+            found.append(f"{name} (a link)")
+        elif name in TRAIN_FILES and entry.is_file() or name in TRAIN_DIRS and entry.is_dir():
+            if name == TENSORBOARD_DIR:
+                found += [f"{name}/{e.name}" for e in sorted(entry.iterdir())
+                          if e.is_symlink() or not e.is_file() or not e.name.startswith("events.out.tfevents.")]
+            elif name == CHECKPOINT_DIR:
+                found += [f"{name}/{e.name}" for e in sorted(entry.iterdir())
+                          if e.is_symlink() or not e.is_dir() or not _STEP_DIR.match(e.name)]
+        else:
+            found.append(name + ("/" if entry.is_dir() else ""))
+    return found
+
+
+def _listing(items: list[str], most: int = 5) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def check_name(name: Optional[str]) -> None:
+    """`--name` is one folder name: not empty, no path separator, not `.`/`..`, no NUL, at most 255 bytes."""
+    if name is None:
         return
-    if run_dir.is_dir() and not any(run_dir.iterdir()):
-        return  # an empty folder holds nothing to lose
+    seps = {"/", os.sep, os.altsep or "/"}
+    if not name.strip() or any(s in name for s in seps) or name in (".", "..") or "\0" in name \
+            or len(name.encode("utf-8", "surrogateescape")) > 255:
+        raise UsageError(f"--name must be one folder name inside --runs-dir (not empty, no path separator, not '.' or "
+                         f"'..', at most 255 bytes); got {name!r}")
+
+
+def check_runs_dir(runs_dir: str) -> None:
+    """`--runs-dir` is a folder path (created when missing): not empty, and no part of it an existing file."""
+    if not str(runs_dir).strip() or "\0" in str(runs_dir):
+        raise UsageError(f"--runs-dir must be a directory path (created when missing); got {runs_dir!r}")
+    path = Path(runs_dir)
+    for part in [path, *path.parents]:
+        if part.exists() or part.is_symlink():
+            if not part.is_dir():
+                what = "is" if part == path else f"is inside {str(part)!r}, which is"
+                kind = "a file" if part.is_file() else "a broken link" if part.is_symlink() else "something"
+                raise UsageError(f"--runs-dir {runs_dir!r} {what} {kind}, not a folder: no run directory can be made "
+                                 f"there; expected a directory path (created when missing)")
+            return
+
+
+def has_checkpoint(run_dir: Path) -> Optional[int]:
+    """The latest finished checkpoint's iteration in `run_dir` (checkpoints/<iteration>/algorithm), or None.
+    Reads the folder only (nothing is created)."""
+    directory = run_dir / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return None
+    steps = [int(p.name) for p in directory.iterdir() if p.name.isdigit() and (p / ITEM).is_dir()]
+    return max(steps, default=None)
+
+
+def check_new_run_dir(run_dir: Path, overwrite: bool, runs_dir: str) -> None:
+    """Refuses a `run_dir` that exists (a file, a link, or a non-empty folder), unless `overwrite` and `train`
+    wrote all of it (`not_from_train`)."""
+    check_runs_dir(runs_dir)
+    where = str(run_dir)
+    if run_dir.is_symlink() or (run_dir.exists() and not run_dir.is_dir()):
+        what = "a link" if run_dir.is_symlink() else "a file"
+        raise UsageError(f"{where!r} (--runs-dir {runs_dir!r}, --name {run_dir.name!r}) is {what}, not a run folder; "
+                         f"expected a new --name or another --runs-dir")
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return  # nothing there, or an empty folder: nothing to lose
+    foreign = not_from_train(run_dir)
+    if foreign:
+        deleted = " (--overwrite deletes only a folder `train` wrote all of; nothing was deleted)" if overwrite else ""
+        raise UsageError(f"The folder {where!r} exists and is not a run folder of `{PROG} train`: it has "
+                         f"{_listing(foreign)}{deleted}; expected a new --name or another --runs-dir")
     if not overwrite:
-        raise UsageError(f"The run folder {str(run_dir)!r} already exists; expected a new --name, or --resume {run_dir} to "
-                         f"continue that run, or --overwrite to replace it")
-    if not is_run_folder(run_dir):
-        what = "a file" if not run_dir.is_dir() else f"a folder without {CONFIG_FILE} or {METRICS_FILE}"
-        raise UsageError(f"--overwrite replaces run folders only; {str(run_dir)!r} is {what}, not a run folder written by "
-                         f"`{PROG} train`: choose another --name or --runs-dir")
+        resume = f", --resume {where} to continue that run" if has_checkpoint(run_dir) is not None else ""
+        raise UsageError(f"The run folder {where!r} already exists; expected a new --name{resume}, or --overwrite to "
+                         f"replace it")
 
 
 def make_run_dir(run_dir: Path, runs_dir: str, overwrite: bool) -> None:
-    """Creates `run_dir` (after `check_new_run_dir`), replacing an old run folder when `overwrite`."""
+    """Creates `run_dir` (after `check_new_run_dir`, checked again: the folder may have changed meanwhile),
+    replacing an old run folder when `overwrite`."""
+    check_new_run_dir(run_dir, overwrite, runs_dir)
     try:
-        if overwrite and is_run_folder(run_dir):
+        if overwrite and run_dir.is_dir() and any(run_dir.iterdir()):
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -91,25 +190,44 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def unused_settings(config: Any) -> dict:
+    """Settings of `config` the algorithm does not read, with why: every algorithm's batch is
+    `train_batch_size_per_learner` when it is set (`AlgorithmConfig.batch_size()`), else `train_batch_size`."""
+    per_learner = getattr(config, "train_batch_size_per_learner", None)
+    if per_learner is not None and "train_batch_size" in config.settings_table():
+        return {"train_batch_size": f"not read: train_batch_size_per_learner ({per_learner}) is the train batch size"}
+    return {}
+
+
 def resolved_config(config: Any) -> dict:
-    """Every setting of `config.settings_table()` and the full model config (missing keys filled with defaults)."""
+    """Every setting of `config.settings_table()` the algorithm reads (`unused_settings` are left out and listed)
+    and the full model config (missing keys filled with defaults)."""
     from jaxrl_modules.model_config import DefaultModelConfig
 
-    settings = {key: _jsonable(getattr(config, key, None)) for key in sorted(config.settings_table())}
+    unused = unused_settings(config)
+    settings = {key: _jsonable(getattr(config, key, None)) for key in sorted(config.settings_table()) if key not in unused}
     merged = config.merged_model_config()
     try:
         model = DefaultModelConfig.from_any(merged, extra_keys=tuple(config.model_config_auto_includes))
     except (TypeError, ValueError):
         model = merged  # a custom module's own keys: stored as given
     return {"config_class": type(config).__name__, "env": _jsonable(config.env), "settings": settings,
-            "model_config": _jsonable(model)}
+            "unused_settings": unused, "model_config": _jsonable(model)}
 
 
-def write_config(run_dir: Path, config: Any, args: argparse.Namespace, resumed: Optional[list] = None) -> None:
-    """Writes config.json: the resolved config, the command, the parsed flags (and the resume commands)."""
-    flags = {k: v for k, v in vars(args).items() if k not in ("argv", "command")}
-    data = {"command": [PROG, *getattr(args, "argv", [])], "flags": _jsonable(flags), **resolved_config(config),
-            "resumed": resumed or []}
+def write_config(run_dir: Path, config: Any, args: argparse.Namespace, stored: Optional[dict] = None) -> None:
+    """Writes config.json: the resolved config, the command and its parsed flags, and the run-control flags in
+    effect (`run_flags`). On a resume (`stored`: the run's config.json) the first command and its flags are kept
+    and this command is appended to `resumed`."""
+    command = [PROG, *getattr(args, "argv", [])]
+    run_flags = _jsonable({dest: getattr(args, dest) for dest in RESUME_FLAGS})
+    if stored is None:
+        flags = {k: v for k, v in vars(args).items() if k not in ("argv", "command")}
+        first = {"command": command, "flags": _jsonable(flags), "resumed": []}
+    else:
+        first = {"command": stored["command"], "flags": stored["flags"], "resumed": [*stored.get("resumed", []), command]}
+    data = {"command": first["command"], "flags": first["flags"], "run_flags": run_flags, **resolved_config(config),
+            "resumed": first["resumed"]}
     tmp = run_dir / (CONFIG_FILE + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(run_dir / CONFIG_FILE)
@@ -122,9 +240,12 @@ def read_config(run_dir: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UsageError(f"--resume {str(run_dir)!r}: cannot read {str(path)!r} ({err}); expected the config.json "
                          f"`{PROG} train` writes") from None
-    if not isinstance(data, dict) or not isinstance(data.get("flags"), dict):
-        raise UsageError(f"--resume {str(run_dir)!r}: {str(path)!r} has no 'flags' dict; expected the config.json "
-                         f"`{PROG} train` writes")
+    problem = _config_problem(path)
+    if problem is not None or not isinstance(data.get("resumed", []), list) \
+            or not isinstance(data.get("run_flags", {}), dict):
+        raise UsageError(f"--resume {str(run_dir)!r}: {str(path)!r} is not the config.json `{PROG} train` writes "
+                         f"({problem or 'its resumed or run_flags has the wrong type'}); expected a run folder of "
+                         f"`{PROG} train`")
     return data
 
 
@@ -141,9 +262,32 @@ def given_flags(args: argparse.Namespace) -> set[str]:
     return set(vars(parser.parse_args(argv))) - {"command", "argv"}
 
 
+def _normal(value: Any) -> Any:
+    """Tuples as lists, recursively (a JSON round trip makes them lists)."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _same(dest: str, now: Any, before: Any) -> bool:
+    """Whether a flag given on `--resume` means what the stored one does: `--config`/`--env-config` by their
+    parsed key -> value dicts (order and spelling aside), `--runs-dir` as paths, others by value."""
+    from jaxrl_modules.cli.config_build import parse_overrides
+
+    if dest in ("config", "env_config"):
+        return _normal(parse_overrides(list(now or []), flag(dest))) == _normal(parse_overrides(list(before or []), flag(dest)))
+    if dest == "runs_dir" and isinstance(now, str) and isinstance(before, str):
+        return Path(now) == Path(before)
+    return _normal(now) == _normal(before)
+
+
 def resume_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
-    """The flags of the run in `args.resume` (its config.json) with the run-control flags given now
-    (`RESUME_FLAGS`); any other flag that differs from the stored one is refused. Also returns config.json."""
+    """The flags of the run in `args.resume` (its config.json: the first command's flags, then the run-control
+    flags in effect, `run_flags`) with the run-control flags given now (`RESUME_FLAGS`); any other flag given
+    must mean what the stored one does (`_same`). The run must hold a checkpoint before the new `--iterations`.
+    Reads the folder only. Also returns config.json."""
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
         got = "a file" if run_dir.exists() else "nothing"
@@ -161,13 +305,21 @@ def resume_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     given = given_flags(args) - set(_NOT_FLAGS)
     for dest in sorted(given - set(RESUME_FLAGS)):
         before = stored.get(dest, parser_defaults.get(dest))
-        if getattr(args, dest) != before:
+        if not _same(dest, getattr(args, dest), before):
             raise UsageError(f"{flag(dest)} cannot change on --resume: the run in {str(run_dir)!r} was started with "
                              f"{flag(dest)} {before!r}; got {getattr(args, dest)!r} (flags that may change: "
                              f"{', '.join(flag(d) for d in RESUME_FLAGS)})")
     merged = {**parser_defaults, **{k: v for k, v in stored.items() if k in parser_defaults}}
+    merged.update({k: v for k, v in data.get("run_flags", {}).items() if k in RESUME_FLAGS})
     merged.update({dest: getattr(args, dest) for dest in given & set(RESUME_FLAGS)})
     merged.update(command="train", resume=str(run_dir), overwrite=False, argv=getattr(args, "argv", []))
+    step = has_checkpoint(run_dir)
+    if step is None:
+        raise UsageError(f"--resume {str(run_dir)!r} holds no checkpoint; expected {CHECKPOINT_DIR}/<iteration>/{ITEM} "
+                         f"written by `{PROG} train` (the run stopped before its first one was saved)")
+    if isinstance(merged["iterations"], int) and step >= merged["iterations"]:
+        raise UsageError(f"--iterations {merged['iterations']}: the run in {str(run_dir)!r} already has {step} "
+                         f"iterations (its latest checkpoint); expected a larger --iterations to continue it")
     return argparse.Namespace(**merged), data
 
 
@@ -219,9 +371,10 @@ def _eval_metric(metrics: Any) -> float:
 
 class Checkpoints:
     """`runs/<name>/checkpoints/` through an orbax `CheckpointManager`: keeps the latest `KEEP_LATEST`
-    checkpoints plus the best one by `evaluation/episode_return_mean` (checkpoints saved with it)."""
+    checkpoints plus the best one by `evaluation/episode_return_mean` (checkpoints saved with it).
+    `create=False` (a resume) opens an existing folder without writing anything."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, create: bool = True):
         import orbax.checkpoint as ocp
         from orbax.checkpoint import checkpoint_managers as managers
 
@@ -234,7 +387,7 @@ class Checkpoints:
             managers.LatestN(n=KEEP_LATEST),
             managers.BestN(get_metric_fn=_eval_metric, n=1, keep_checkpoints_without_metrics=False)])
         options = ocp.CheckpointManagerOptions(best_fn=_eval_metric, best_mode="max", preservation_policy=keep,
-                                               enable_async_checkpointing=False, create=True)
+                                               enable_async_checkpointing=False, create=create)
         self.manager = ocp.CheckpointManager(self.directory.absolute(), options=options, item_names=(ITEM,))
 
     def path(self, step: int) -> Path:

@@ -96,6 +96,9 @@ def _check_flags(args: argparse.Namespace) -> None:
     check_positive("--num-seeds", args.num_seeds)
     if args.eval_every < 0:
         raise UsageError(f"--eval-every must be an int >= 0 (0: never evaluate); got {args.eval_every}")
+    if args.stop_reward is not None and not math.isfinite(args.stop_reward):
+        raise UsageError(f"--stop-reward must be a finite number (or left out: the env's reward threshold); "
+                         f"got {args.stop_reward}")
 
 
 def _build(config: Any, args: argparse.Namespace) -> Any:
@@ -145,10 +148,13 @@ def train(args: argparse.Namespace) -> int:
         _check_flags(args)
         run_dir = Path(args.resume)
     else:
-        name = args.name or f"{args.algo}_{args.env.replace(':', '_').replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}"
+        rf.check_name(args.name)
+        default = f"{args.algo}_{args.env.replace(':', '_').replace('/', '_')}_{time.strftime('%Y%m%d-%H%M%S')}"
+        name = args.name if args.name is not None else default
         run_dir = Path(args.runs_dir) / name
-        rf.check_new_run_dir(run_dir, args.overwrite)
+        rf.check_new_run_dir(run_dir, args.overwrite, args.runs_dir)
     config = config_from_args(args)
+    config.evaluation(evaluation_duration=args.eval_episodes)  # what `--eval-every` evaluations run (config.json)
     with StopSignals() as stop:  # from here on SIGINT/SIGTERM end the command cleanly
         return _run(args, config, run_dir, stored, stop)
 
@@ -166,7 +172,7 @@ def _run(args: argparse.Namespace, config: Any, run_dir: Path, stored: Optional[
         return 128 + int(stop.signum or signal.SIGINT)
     if stored is None:
         rf.make_run_dir(run_dir, args.runs_dir, args.overwrite)
-    checkpoints, resume_at = rf.Checkpoints(run_dir / rf.CHECKPOINT_DIR), None
+    checkpoints, resume_at = rf.Checkpoints(run_dir / rf.CHECKPOINT_DIR, create=stored is None), None
     if stored is not None:
         try:
             resume_at = checkpoints.restore_latest(algo)
@@ -176,7 +182,7 @@ def _run(args: argparse.Namespace, config: Any, run_dir: Path, stored: Optional[
         except UsageError:
             checkpoints.close()
             raise
-    rf.write_config(run_dir, config, args, (stored or {}).get("resumed", []) + ([[PROG, *args.argv]] if stored else []))
+    rf.write_config(run_dir, config, args, stored)
     extra = [seed_column(i) for i in range(args.num_seeds if args.num_seeds > 1 else 0)]
     extra += [rf.EVAL_COLUMN] if args.eval_every else []
     log = MetricsLog(run_dir / rf.METRICS_FILE, run_dir / rf.TENSORBOARD_DIR, extra, resume_at)
@@ -206,7 +212,8 @@ def _run(args: argparse.Namespace, config: Any, run_dir: Path, stored: Optional[
               f"continue with `{PROG} train --resume {run_dir}`", flush=True)
         return code
     last = rows[-1] if rows else {}
-    print(f"trained {algo.iteration} iterations, {last.get(STEPS, 0)} env steps, return {_text(last.get(RETURN))}"
+    seeds = f" (summed over {args.num_seeds} seeds)" if args.num_seeds > 1 else ""
+    print(f"trained {algo.iteration} iterations, {last.get(STEPS, 0)} env steps{seeds}, return {_text(last.get(RETURN))}"
           + (" (reached the stop reward)" if status == "stop reward" else ""))
     print(f"metrics: {run_dir / rf.METRICS_FILE}\ncurve:   {curve}\ncheckpoint: {final}")
     if best is not None:
