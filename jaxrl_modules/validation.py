@@ -104,6 +104,10 @@ nonnegative_float = real(0)
 unit_interval = real(0, 1)
 positive_int = integer(1)
 nonnegative_int = integer(0)
+# Seeds: numpy's legacy seeding takes at most 2**32 - 1, JAX keys int64, gymnasium's reset(seed=) any int >= 0. One range
+# for every seed (a config's, evaluation's, the command line's --seed), leaving room for the seed + i the loops derive.
+SEED_MAX = 2**32 - 1
+seed_int = integer(0, SEED_MAX)
 
 
 def boolean() -> Check:

@@ -287,6 +287,39 @@ def test_record_writes_the_first_episode_as_a_gif(tmp_path, capsys):
     assert frames.shape == (6, 8, 8, 3) and [int(f[0, 0, 0]) for f in frames] == [0, 40, 80, 120, 160, 200]
 
 
+def test_interrupted_record_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the frames are written: exit 130, no out.gif (nor a temporary file), an older out.gif kept as it was."""
+    import imageio.v3 as iio
+
+    algo = PPOConfig().environment("render_env").rl_module(model_config=TINY).training(**SMALL).build()
+    path = _saved(algo, tmp_path / "ckpt", iterations=0)
+    out = tmp_path / "rec"
+    out.mkdir()
+
+    def interrupted(file, frames, **kwargs):
+        Path(file).write_bytes(b"GIF89a partial")  # a writer interrupted half way
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(iio, "imwrite", interrupted)
+    assert main(["evaluate", str(path), "--episodes", "1", "--record", str(out / "ep.gif")]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+    (out / "ep.gif").write_bytes(b"older")
+    assert main(["evaluate", str(path), "--episodes", "1", "--record", str(out / "ep.gif")]) == 130
+    assert [p.name for p in out.iterdir()] == ["ep.gif"] and (out / "ep.gif").read_bytes() == b"older"
+
+
+def test_seed_out_of_range_names_the_flag_before_loading(tmp_path, capsys):
+    expected = "--seed must be an int in [0, 4294967295]"
+    _bad([str(tmp_path / "missing"), "--seed", "99999999999999999999"], capsys, expected, "got 99999999999999999999")
+    _bad([str(tmp_path / "missing"), "--episodes", "2", "--seed", "-1"], capsys, expected, "got -1")
+    algo = PPOConfig().environment("render_env").rl_module(model_config=TINY).training(**SMALL).build()
+    path = _saved(algo, tmp_path / "ckpt", iterations=0)
+    _bad([str(path), "--seed", "4294967296"], capsys, expected, "got 4294967296")
+    out = _run([str(path), "--episodes", "2", "--seed", "4294967295"], capsys)  # resets with seeds 2**32 - 1 and 2**32
+    assert "mean return over 2 episodes: 5.0" in out
+
+
 def test_evaluate_in_a_subprocess(run_folder):
     cli = [sys.executable, "-m", "jaxrl_modules.cli", "evaluate"]
     ok = subprocess.run(cli + [str(run_folder[0]), "--episodes", "2"], capture_output=True, text=True, timeout=300)

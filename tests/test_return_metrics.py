@@ -201,3 +201,88 @@ def test_gymnax_evaluation_compiles_its_rollout_once(gymnax_counter):
     assert first == second == [5.0, 5.0, 5.0]  # fresh envs: each env's first 5-step episode pays 1 per step
     (rollout,) = algo._eval_cache.values()
     assert rollout._cache_size() == 1
+
+
+# ----------------------------------------------------------------- the carried value survives save/restore
+def _save_restore(algo, build, tmp_path):
+    """`algo` saved, then restored into a fresh algorithm from `build()`; both returned (algo stopped)."""
+    path = algo.save_to_path(tmp_path / "ckpt")
+    algo.stop()
+    fresh = build()
+    fresh.restore_from_path(path)
+    return fresh, path
+
+
+def _dqn_180(env):
+    return (DQNConfig().environment(env, env_config={"length": 180}).env_runners(num_envs_per_env_runner=10)
+            .rl_module(model_config=TINY).training(num_steps_sampled_before_learning_starts=10**6, train_batch_size=8)).build()
+
+
+# PPO: 3 steps per env per iteration, episodes of 5 (return 5) end in iteration 2; after the restore, the host loop's
+# fresh envs take 3 of 5 steps and the gymnax envs (restored) steps 7-9 of 10. DQN: 100 steps per env per iteration,
+# episodes of 180 (return 180) end in iteration 2; after it, fresh envs take steps 1-100, restored ones 201-300 of 360.
+CARRY_CASES = {"ppo-host": (lambda: _ppo("counter_env", length=5), 5.0),
+               "ppo-gymnax": (lambda: _ppo("gymnax:Counter-v0", length=5), 5.0),
+               "dqn-host": (lambda: _dqn_180("counter_env"), 180.0), "dqn-gymnax": (lambda: _dqn_180("gymnax:Counter-v0"), 180.0)}
+
+
+@pytest.mark.parametrize("case", list(CARRY_CASES))
+def test_restored_algorithm_carries_the_saved_episode_return_mean(case, tmp_path, gymnax_counter, fast_compiles):
+    import json
+
+    build, value = CARRY_CASES[case]
+    algo = build()
+    assert [algo.train()["env_runners"]["num_episodes"] > 0 for _ in range(2)] == [False, True]
+    fresh, path = _save_restore(algo, build, tmp_path)
+    assert json.loads((tmp_path / "ckpt" / "algorithm.json").read_text())["episode_return_mean"] == value
+    result = fresh.train()["env_runners"]
+    assert result == {"episode_return_mean": value, "num_episodes": 0}
+    fresh.stop()
+
+
+def test_checkpoint_without_the_carried_return_restores_carrying_nan(tmp_path, fast_compiles):
+    import json
+
+    build = lambda: _ppo("counter_env", length=5)  # noqa: E731
+    algo = build()
+    before = algo.train()["env_runners"]
+    assert math.isnan(before["episode_return_mean"])
+    path = algo.save_to_path(tmp_path / "ckpt")
+    meta_file = tmp_path / "ckpt" / "algorithm.json"
+    meta = json.loads(meta_file.read_text())
+    assert meta["episode_return_mean"] is None  # no episode had ended: null
+    for _ in range(2):
+        algo.train()
+    path = algo.save_to_path(tmp_path / "ckpt")
+    meta = json.loads(meta_file.read_text())
+    del meta["episode_return_mean"]  # as written before the key existed
+    meta_file.write_text(json.dumps(meta))
+    algo.stop()
+    fresh = build()
+    fresh.restore_from_path(path)
+    assert fresh.iteration == 3
+    assert math.isnan(fresh.train()["env_runners"]["episode_return_mean"])
+    meta["episode_return_mean"] = "5"
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="'episode_return_mean' must be a finite number or null; got '5'"):
+        fresh.restore_from_path(path)
+    fresh.stop()
+
+
+def test_restored_multi_agent_ppo_carries_episode_and_module_returns(tmp_path, fast_compiles):
+    import json
+
+    def build():
+        return (PPOConfig().environment("multi_counter_env")
+                .multi_agent(policies={"p0", "p1"}, policy_mapping_fn=lambda agent_id, episode, **kw: f"p{agent_id}")
+                .rl_module(model_config=TINY).training(train_batch_size_per_learner=4, minibatch_size=4, num_epochs=1)).build()
+
+    algo = build()
+    assert [algo.train()["env_runners"]["num_episodes"] for _ in range(2)] == [0, 1]  # episode 1 (6 = 2 + 4) ended
+    fresh, _ = _save_restore(algo, build, tmp_path)
+    meta = json.loads((tmp_path / "ckpt" / "algorithm.json").read_text())
+    assert meta["module_episode_returns_mean"] == {"p0": 2.0, "p1": 4.0}
+    result = fresh.train()["env_runners"]  # a fresh env: 2 of its 4 steps, no episode ends
+    assert result["num_episodes"] == 0 and result["episode_return_mean"] == 6.0
+    assert result["module_episode_returns_mean"] == {"p0": 2.0, "p1": 4.0}
+    fresh.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -110,7 +111,38 @@ def _read_algorithm_json(path: Path) -> dict:
                 _bad(f"{where} state[{key!r}]", "{'path': str, 'shape': [non-negative ints], 'dtype': str}", entry)
     if "env" in meta:
         _check_env_entry(meta["env"], where)
+    _check_carried_returns(meta, where)
     return meta
+
+
+def _is_return(value: Any) -> bool:
+    """A carried return as algorithm.json holds it: a finite number, or null (no episode had ended)."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def _check_carried_returns(meta: dict, where: str) -> None:
+    """algorithm.json's "episode_return_mean" and (multi-agent) "module_episode_returns_mean", both absent in
+    checkpoints written before they existed: a ValueError naming what is wrong."""
+    if "episode_return_mean" in meta and not _is_return(meta["episode_return_mean"]):
+        _bad(f"{where} key 'episode_return_mean'", "a finite number or null", meta["episode_return_mean"])
+    per_module = meta.get("module_episode_returns_mean")
+    if per_module is not None and not (isinstance(per_module, dict) and all(_is_return(x) for x in per_module.values())):
+        _bad(f"{where} key 'module_episode_returns_mean'", "null or a dict {module_id: a finite number or null}", per_module)
+
+
+def _json_return(value: float) -> Optional[float]:
+    return float(value) if np.isfinite(value) else None
+
+
+def _carried(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def import_path(obj: Any) -> Optional[str]:
@@ -246,6 +278,7 @@ class Algorithm:
         check_params(self.module, params)
         state = self._state()
         env = self.env_entry()
+        carried = self._carried_returns()
 
         def write(tmp: Path) -> None:
             leaves, _ = _to_numpy_leaves(state)
@@ -259,9 +292,38 @@ class Algorithm:
                 _write_module(sub, params[mid] if self._is_multi() else params, target)
             _write_json(tmp / "algorithm.json", {"algorithm": type(self).__name__, "iteration": self.iteration,
                                                  "num_leaves": len(leaves), "save_id": new_save_id(),
-                                                 "state": _state_spec(state), "env": env})
+                                                 "state": _state_spec(state), "env": env, **carried})
 
         return write
+
+    def _carried_returns(self) -> dict:
+        """The carried `episode_return_mean` (the last iteration's with an ended episode; null before the
+        first) as algorithm.json records it, plus `module_episode_returns_mean` per module when multi-agent,
+        so a restored algorithm reports it in iterations where no episode ends, as the saved one would."""
+        out: dict = {}
+        returns = getattr(self, "_returns", None)
+        if returns is not None:
+            out["episode_return_mean"] = _json_return(returns.last)
+        modules = getattr(self, "_module_returns", None)
+        if modules is not None:
+            out["module_episode_returns_mean"] = {str(mid): _json_return(r.last) for mid, r in modules.items()}
+        return out
+
+    def _set_carried_returns(self, meta: dict) -> None:
+        """Restores what `_carried_returns` wrote (NaN where the checkpoint has none: older checkpoints)."""
+        from jaxrl_modules.algorithms.env_runner import EpisodeReturns
+
+        def carried(value: Any) -> EpisodeReturns:
+            returns = EpisodeReturns()
+            returns.last = _carried(value)
+            return returns
+
+        if getattr(self, "_returns", None) is not None:
+            self._returns = carried(meta.get("episode_return_mean"))
+        modules = getattr(self, "_module_returns", None)
+        if modules is not None:
+            stored = meta.get("module_episode_returns_mean") or {}
+            self._module_returns = {mid: carried(stored.get(str(mid))) for mid in modules}
 
     def env_entry(self) -> dict:
         """How to rebuild this algorithm's env, as algorithm.json's "env" records it: `id` (a string id),
@@ -326,11 +388,12 @@ class Algorithm:
                 new = restore_params(self.module, path, expected=jax.eval_shape(lambda: params))
             self._set_params(new)
             return
-        state, iteration = read_consistently(path, lambda: self._read_state(path), save_id)
+        state, iteration, meta = read_consistently(path, lambda: self._read_state(path), save_id)
         self._set_state(state)
         self.iteration = iteration
+        self._set_carried_returns(meta)
 
-    def _read_state(self, path: Path) -> tuple[Any, int]:
+    def _read_state(self, path: Path) -> tuple[Any, int, dict]:
         import orbax.checkpoint as ocp
 
         meta = _read_algorithm_json(path)
@@ -360,7 +423,7 @@ class Algorithm:
             _bad(f"{str(path / 'algorithm_state')!r}", f"a dict of {len(target)} state arrays", stored)
         state = _from_numpy_leaves({k: np.asarray(v) for k, v in stored.items()}, like,
                                    f"Algorithm checkpoint {str(path / 'algorithm_state')!r}")
-        return state, meta["iteration"]
+        return state, meta["iteration"], meta
 
     def stop(self) -> None:
         """Closes envs."""

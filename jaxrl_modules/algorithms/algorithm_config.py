@@ -66,7 +66,7 @@ class AlgorithmConfig:
             "policies": _policies_check(),
             "policy_mapping_fn": v.callable_or_none(),
             "policies_to_train": _policies_to_train_check(),
-            "seed": v.nonnegative_int,
+            "seed": v.seed_int,
             "evaluation_duration": v.positive_int,
             "gamma": v.unit_interval,
             "lr": v.positive_float,

@@ -15,6 +15,7 @@ from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import Columns
+from jaxrl_modules.validation import seed_int
 
 
 class EpisodeReturns:
@@ -163,6 +164,7 @@ def evaluate_policy(config: Any, module: Any, params: Any, episodes: int, seed: 
     With a `frames` list, the env renders `rgb_array` frames and the first episode's are appended to it."""
     from jaxrl_modules.algorithms.jax_evaluate import exploration_kwargs
 
+    seed = seed_int("seed", seed)
     env = make_render_env(config) if frames is not None else make_env(config.env, config.env_config)
     connector = build_connector(config, env, env.observation_space, env.action_space)
     fwd = module.phase_fn("exploration" if stochastic else "inference")

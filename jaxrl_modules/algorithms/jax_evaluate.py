@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.columns import Columns
+from jaxrl_modules.validation import seed_int
 
 FINAL_EXPLORATION_STEP = 2**30  # `t` passed to an exploration forward with a schedule (DQN's epsilon): its last value
 
@@ -101,6 +102,7 @@ def evaluate_gymnax(env: Any, env_params: Any, module: Any, params: Any, episode
     `(episodes, stochastic, max_steps)`, not on every evaluation."""
     if not isinstance(episodes, int) or isinstance(episodes, bool) or episodes < 1:
         raise ValueError(f"episodes must be an int >= 1; got {episodes!r}")
+    seed = seed_int("seed", seed)
     cache = {} if cache is None else cache
     key = (episodes, bool(stochastic), max_steps, id(env), id(env_params))  # the env objects the algorithm holds
     if key not in cache:

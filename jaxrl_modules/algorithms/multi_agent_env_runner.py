@@ -17,6 +17,7 @@ from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.registry import make_env
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
+from jaxrl_modules.validation import seed_int
 
 
 def is_multi_agent_env(env: Any) -> bool:
@@ -132,6 +133,7 @@ def evaluate_multi_agent(config: Any, act: Callable, params: Any, module_ids: li
     with seeds `seed`, `seed + 1`, ...). `act(params, {mid: {"obs": [A, ...]}}, key) -> {mid: out}` (a
     MultiRLModule's forward_inference or forward_exploration); each agent takes the action of the module
     `mapping_fn(agent_id, episode)` (default: the config's policy_mapping_fn, else default_policy) maps it to."""
+    seed = seed_int("seed", seed)
     env = make_env(config.env, config.env_config)
     if not is_multi_agent_env(env):
         raise ValueError(f"evaluate_multi_agent needs a multi-agent env (with possible_agents); got {config.env!r}")

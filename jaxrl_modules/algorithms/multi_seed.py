@@ -115,6 +115,10 @@ class MultiSeedAlgorithm:
         if not issubclass(cls, (PPO, OffPolicyAlgorithm)):
             raise ValueError(f"num_seeds (--num-seeds) needs an algorithm with an all-in-jit mode (PPO, DQN or SAC); "
                              f"{cls.__name__} has none")
+        seed = v.seed_int("seed", config.seed)
+        if seed + num_seeds - 1 > v.SEED_MAX:
+            raise ValueError(f"seed + num_seeds - 1 (the last of the seeds seed, seed + 1, ...) must be <= {v.SEED_MAX}, "
+                             f"the largest seed; got seed={seed} and num_seeds (--num-seeds) {num_seeds}")
         self.num_seeds = int(num_seeds)
         self._algo = config.build()  # the module, learner and jitted iteration shared by all seeds
         if getattr(self._algo, "mode", None) != "jax":

@@ -25,6 +25,26 @@ CLI_MODEL_DEFAULTS = {"ppo": {"fcnet_hiddens": [64, 64]}, "bc": {"fcnet_hiddens"
 
 
 
+def check_seed(flag: str, value: Any) -> int:
+    """`--seed` (train and evaluate), checked by the library's one rule for seeds (`validation.seed_int`:
+    an int in [0, 2**32 - 1]) before anything is loaded; a UsageError naming `flag`."""
+    from jaxrl_modules.validation import seed_int
+
+    try:
+        return seed_int(flag, value)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+
+
+def check_seeds(seed: int, num_seeds: int) -> None:
+    """`--num-seeds N` trains seeds seed .. seed + N - 1: the last must be a seed too."""
+    from jaxrl_modules.validation import SEED_MAX
+
+    if num_seeds > 1 and seed + num_seeds - 1 > SEED_MAX:
+        raise UsageError(f"--seed {seed} with --num-seeds {num_seeds} trains seeds {seed} .. {seed + num_seeds - 1}; "
+                         f"expected the last to be <= {SEED_MAX} (--seed <= {SEED_MAX - num_seeds + 1})")
+
+
 def parse_overrides(items: list[str], flag: str = "--config") -> dict:
     """`key=value` entries of `flag` -> dict (values: Python literals, else strings)."""
     from jaxrl_modules.cli.envs import parse_key_values
@@ -52,6 +72,7 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
     from jaxrl_modules.model_config import DefaultModelConfig
 
     Config, training = config_class(algo)
+    check_seed("--seed", seed)
     num_envs = NUM_ENVS_DEFAULTS[algo] if num_envs is None else num_envs  # 0 is an error, not the default
     if not is_int(num_envs) or num_envs < 1:
         raise UsageError(f"--num-envs (num_envs_per_env_runner) must be an int >= 1; got {num_envs}")
@@ -69,6 +90,7 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
         elif key == "num_envs_per_env_runner":
             config.env_runners(num_envs_per_env_runner=value)
         elif key == "seed":
+            check_seed("--config seed", value)
             config.debugging(seed=value)
         elif key == "input_" and algo == "bc":
             config.offline_data(input_=value)
@@ -168,6 +190,10 @@ def show_config(args: argparse.Namespace) -> int:
 def config_from_args(args: argparse.Namespace) -> Any:
     """The checked algorithm config of a `train` command line (all of its flags); `--resume`
     rebuilds the same config from the stored flags. Bad values raise `UsageError`."""
-    return build_config(args.algo, args.env, parse_overrides(args.config), args.num_envs, args.seed, args.iterations,
-                        env_config=parse_overrides(getattr(args, "env_config", None) or [], "--env-config"),
-                        flatten_obs=bool(getattr(args, "flatten_obs", False)), atari=bool(getattr(args, "atari", False)))
+    config = build_config(args.algo, args.env, parse_overrides(args.config), args.num_envs, args.seed, args.iterations,
+                          env_config=parse_overrides(getattr(args, "env_config", None) or [], "--env-config"),
+                          flatten_obs=bool(getattr(args, "flatten_obs", False)), atari=bool(getattr(args, "atari", False)))
+    num_seeds = getattr(args, "num_seeds", 1)
+    if isinstance(num_seeds, int):
+        check_seeds(config.seed, num_seeds)
+    return config

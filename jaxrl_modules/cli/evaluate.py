@@ -220,19 +220,31 @@ def check_record(out: Optional[str]) -> Optional[Path]:
     return path
 
 
-def write_frames(path: Path, frames: list, fps: float) -> None:
+def _write_frames_to(path: Path, frames: list, fps: float) -> None:
+    """The frames as the .gif or .mp4 file `path` (imageio picks the format by the suffix)."""
     import imageio.v3 as iio
     import numpy as np
 
+    if path.suffix.lower() == ".gif":
+        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
+    else:
+        with warnings.catch_warnings():  # ffmpeg runs in a subprocess, which JAX warns about (harmless here)
+            warnings.filterwarnings("ignore", message=".*os.fork", category=RuntimeWarning)
+            iio.imwrite(path, np.stack(frames), fps=fps, macro_block_size=2)  # even sizes, as yuv420p needs
+
+
+def write_frames(path: Path, frames: list, fps: float) -> None:
+    """Writes `path` whole or not at all: the frames go to a temporary file in the same folder, renamed
+    to `path` once complete, so an error or Ctrl-C while writing leaves no partial file (and keeps an
+    older file at `path` as it was)."""
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
     try:
-        if path.suffix.lower() == ".gif":
-            iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
-        else:
-            with warnings.catch_warnings():  # ffmpeg runs in a subprocess, which JAX warns about (harmless here)
-                warnings.filterwarnings("ignore", message=".*os.fork", category=RuntimeWarning)
-                iio.imwrite(path, np.stack(frames), fps=fps, macro_block_size=2)  # even sizes, as yuv420p needs
+        _write_frames_to(tmp, frames, fps)
+        os.replace(tmp, path)
     except (OSError, ValueError) as err:
         raise UsageError(f"--record {str(path)!r}: cannot write the frames: {err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------- rolling out
@@ -370,7 +382,10 @@ def _summary(returns: list[float]) -> str:
 def evaluate(args: argparse.Namespace) -> int:
     """Rolls the checkpoint out for `--episodes` episodes and prints the mean return (min, max); a
     multi-seed checkpoint (`train --num-seeds N`) is rolled out seed by seed."""
+    from jaxrl_modules.cli.config_build import check_seed
+
     check_positive("--episodes", args.episodes)  # before anything is loaded
+    check_seed("--seed", args.seed)
     record = check_record(args.record)
     kind, ckpt, note = find_checkpoint(Path(args.checkpoint))
     print(f"checkpoint: {ckpt} ({note})", flush=True)

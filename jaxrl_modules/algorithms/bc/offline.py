@@ -28,10 +28,10 @@ def record_transitions(module: Any, params: Any, env: Any, num_steps: int, path:
     the module's actions as `environment(normalize_actions=, clip_actions=)` say; the file stores
     the module's actions (as an algorithm's training batch does). A `path` without the `.npz`
     suffix gets it (as `np.savez` does); the returned path is the file written."""
-    from jaxrl_modules.validation import boolean, nonnegative_int, positive_int
+    from jaxrl_modules.validation import boolean, positive_int, seed_int
 
     num_steps = positive_int("record_transitions num_steps", num_steps)
-    seed = nonnegative_int("record_transitions seed", seed)
+    seed = seed_int("record_transitions seed", seed)
     explore, normalize_actions, clip_actions = (boolean()(f"record_transitions {name}", value) for name, value in (
         ("explore", explore), ("normalize_actions", normalize_actions), ("clip_actions", clip_actions)))
     path = Path(os.path.expanduser(os.fspath(path)))
