@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmarks: interleaved medians, environment facts."""
+"""Timing helpers shared by the benchmarks: interleaved medians (pipelined and awaited calls),
+environment facts."""
 
 from __future__ import annotations
 
@@ -34,6 +35,26 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], inner: int, reps: 
         for k, fn in fns.items():
             samples[k].append(time_calls(fn, inner))
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def awaited_medians(fns: dict[str, Callable[[], object]], inner: int, reps: int) -> dict[str, dict[str, float]]:
+    """Latency of one call waited on before the next (a host loop acting once per env step),
+    in seconds: each round times `inner` calls of each fn, one fn after another, and takes
+    their median; returns per fn the lowest round median ("min", the figure to compare on a
+    shared machine) and the median over rounds ("median")."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # compile and warm up
+    rounds: dict[str, list] = {k: [] for k in fns}
+    clock = time.perf_counter_ns
+    for _ in range(reps):
+        for k, fn in fns.items():
+            times = []
+            for _ in range(inner):
+                start = clock()
+                jax.block_until_ready(fn())
+                times.append(clock() - start)
+            rounds[k].append(statistics.median(times) * 1e-9)
+    return {k: {"min": min(v), "median": statistics.median(v)} for k, v in rounds.items()}
 
 
 def environment() -> dict:

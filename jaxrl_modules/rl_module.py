@@ -33,6 +33,14 @@ PHASES = ("exploration", "inference", "train")
 _NOT_INITIALISABLE_ALONE = (ValueError, TypeError, KeyError, AttributeError, NotImplementedError, flax.errors.FlaxError)
 
 
+def _without(params: dict, drop: tuple) -> dict:
+    """A shallow copy of `params` without the top-level keys `drop` (missing ones are fine)."""
+    params = params.copy()
+    for key in drop:
+        params.pop(key, None)
+    return params
+
+
 def module_rng(rng: jax.Array, module_id: str) -> jax.Array:
     """A module's own random stream: depends on its ModuleID only, not on other ids."""
     return jax.random.fold_in(rng, zlib.crc32(module_id.encode()) & 0x7FFFFFFF)
@@ -174,7 +182,7 @@ class RLModule(nn.Module):
             if where is None:
                 where = f"{type(self).__name__}.forward_{phase}" if phase in PHASES else f"{type(self).__name__}.{phase}"
             acting = phase in ("exploration", "inference")
-            check_params(expected, params, where, ignore=self._inference_drops() if acting else (), root=root, lead=lead)
+            check_params(expected, params, where, ignore=self._non_acting() if acting else (), root=root, lead=lead)
 
     # ----------------------------------------------------------------- functional API
     @nn.nowrap
@@ -260,11 +268,20 @@ class RLModule(nn.Module):
 
     @nn.nowrap
     def _non_acting(self) -> frozenset:
-        """Top-level params keys acting never reads (cached)."""
+        """Top-level params keys acting never reads (cached): the learner-only keys
+        (InferenceOnlyAPI's non-inference attributes, e.g. PPO's critic) that the module's
+        inference_only twin does without. A module that keeps one of them for acting (a
+        recurrent critic whose state acting carries) has it in its twin, so it is kept."""
         drop = self.__dict__.get("_non_acting_keys")
         if drop is None:
-            drop = frozenset(name.split(".")[0] for name in self.get_non_inference_attributes()) if (
-                isinstance(self, InferenceOnlyAPI) and not self.inference_only) else frozenset()
+            drop = self._inference_drops()
+            if drop:
+                twin = self if self.inference_only else self.clone(inference_only=True)
+                try:
+                    kept = jax.eval_shape(twin.init_fn, jax.random.key(0))
+                except _NOT_INITIALISABLE_ALONE:  # nothing is dropped: jit still prunes unread leaves
+                    kept = None
+                drop = frozenset() if kept is None else drop - frozenset(kept)
             object.__setattr__(self, "_non_acting_keys", drop)
         return drop
 
@@ -277,25 +294,38 @@ class RLModule(nn.Module):
         return frozenset(name.split(".")[0] for name in self.get_non_inference_attributes())
 
     @nn.nowrap
-    def _acting_params(self, params: Any) -> Any:
-        """Params without the parts acting never reads (InferenceOnlyAPI's non-inference
-        attributes, e.g. PPO's critic): every leaf passed into a jitted call costs time."""
-        drop = self._non_acting()
-        if not drop or type(params) is not dict:
-            return params
-        return {k: v for k, v in params.items() if k not in drop}
+    def _acting_call(self, phase: str, with_rng: bool) -> tuple[Callable, tuple]:
+        """`(jitted phase function, params keys to drop before calling it)`, kept in the instance
+        under a plain attribute name so the per-call path is one dict lookup. Every check of the
+        batch, params and rng runs inside the jitted function while it is traced (once per
+        shape and structure), so after that a call is the bare compiled call."""
+        name = f"_act_{phase}_{'rng' if with_rng else 'none'}"
+        entry = self.__dict__.get(name)
+        if entry is None:
+            entry = (self._jitted_phase(phase, with_rng), tuple(sorted(self._non_acting())))
+            object.__setattr__(self, name, entry)
+        return entry
 
     @nn.nowrap
     def forward_exploration(self, params: Any, batch: dict, rng: jax.Array, **kwargs: Any) -> dict:
         """Sampled actions: `{ACTIONS, ACTION_LOGP, ACTION_DIST_INPUTS, ...}` each `[B, ...]`."""
-        params = self._acting_params(params)
-        fn = self._jitted_phase("exploration", True)
+        fn, drop = self.__dict__.get("_act_exploration_rng") or self._acting_call("exploration", True)
+        if drop and type(params) is dict:
+            params = _without(params, drop)
         return fn(params, batch, rng, **kwargs) if kwargs else fn(params, batch, rng)
 
     @nn.nowrap
     def forward_inference(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
         """Deterministic actions (argmax / mean) unless the module returns its own."""
-        return self._call_phase("inference", self._acting_params(params), batch, rng, kwargs)
+        if rng is None:
+            fn, drop = self.__dict__.get("_act_inference_none") or self._acting_call("inference", False)
+            if drop and type(params) is dict:
+                params = _without(params, drop)
+            return fn(params, batch, **kwargs) if kwargs else fn(params, batch)
+        fn, drop = self.__dict__.get("_act_inference_rng") or self._acting_call("inference", True)
+        if drop and type(params) is dict:
+            params = _without(params, drop)
+        return fn(params, batch, rng, **kwargs) if kwargs else fn(params, batch, rng)
 
     @nn.nowrap
     def forward_train(self, params: Any, batch: dict, rng: Optional[jax.Array] = None, **kwargs: Any) -> dict:
