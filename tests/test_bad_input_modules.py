@@ -363,7 +363,7 @@ def test_record_transitions_bad_input(tmp_path, ppo_module, ppo_params, num_step
 
 
 @pytest.mark.parametrize("kwargs,exc,fragments", [
-    ({"seed": -1}, ValueError, ("record_transitions seed", "an int >= 0", "-1")),
+    ({"seed": -1}, ValueError, ("record_transitions seed", "an int in [0, 4294967295]", "-1")),
     ({"explore": "yes"}, TypeError, ("record_transitions explore", "a bool", "'yes'")),
     ({"normalize_actions": "False"}, TypeError, ("record_transitions normalize_actions", "a bool", "'false'")),
     ({"clip_actions": 1}, TypeError, ("record_transitions clip_actions", "a bool", "1 (int)")),
