@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 import jax
+import optax
 
 
 
@@ -70,8 +71,9 @@ class TargetNetworkAPI:
 
     @staticmethod
     def update_target_params(params: Any, target_params: Any, tau: float) -> Any:
-        """Polyak averaging `tau * main + (1 - tau) * target` (tau=1 is a hard copy)."""
-        return jax.tree_util.tree_map(lambda m, t: tau * m + (1.0 - tau) * t, params, target_params)
+        """Polyak averaging `tau * main + (1 - tau) * target` (tau=1 is a hard copy), as
+        `optax.incremental_update`; the learners gate it with `optax.periodic_update`."""
+        return optax.incremental_update(params, target_params, step_size=tau)
 
 
 class InferenceOnlyAPI:

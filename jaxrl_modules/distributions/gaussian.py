@@ -13,6 +13,7 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnasium.spaces.utils import flatdim
 
 from jaxrl_modules.distributions.base import Deterministic, RLlibDistributionMixin, check_dist_inputs, check_value
 
@@ -31,7 +32,7 @@ def _check_mean_log_std(name: str, inputs: Any) -> Any:
 def _box_dim(space: gym.Space, name: str) -> int:
     if not isinstance(space, gym.spaces.Box):
         raise TypeError(f"{name} needs a Box action space; got {space}")
-    return int(np.prod(space.shape))
+    return flatdim(space)
 
 
 class DiagGaussian(RLlibDistributionMixin, distrax.MultivariateNormalDiag):

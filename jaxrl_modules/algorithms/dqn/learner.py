@@ -67,8 +67,7 @@ class DQNLearner:
         metrics = {**metrics, **optimizer_metrics(grads, state.opt_state, self.config.lr)}
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        n = state.num_updates + 1
-        sync = (n % self.config.target_network_update_freq) == 0
+        n = state.num_updates + 1  # RLlib syncs after the update whose 1-based count is a multiple of the period
         polyak = self.module.update_target_params(params, state.target_params, self.config.tau)
-        target = jax.tree_util.tree_map(lambda new, old: jnp.where(sync, new, old), polyak, state.target_params)
+        target = optax.periodic_update(polyak, state.target_params, n, self.config.target_network_update_freq)
         return DQNLearnerState(params, target, opt_state, n), metrics

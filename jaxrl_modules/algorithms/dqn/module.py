@@ -73,7 +73,12 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
         return {Columns.ACTIONS: jnp.argmax(self._q(batch[Columns.OBS]), axis=-1) + self.action_start()}
 
     def _forward_exploration(self, batch: dict, t: Any = 0, **kwargs: Any) -> dict:
-        """Epsilon-greedy with epsilon = schedule(t), t the lifetime env steps."""
+        """Epsilon-greedy with epsilon = schedule(t), t the lifetime env steps: with probability
+        epsilon a uniform action (the greedy one included), else the first argmax of Q.
+
+        Not `distrax.EpsilonGreedy`: it spreads the greedy mass over all tied maxima, where
+        RLlib (torch `argmax`) and our `_forward_inference` take the first; without ties the two
+        distributions are the same (greedy 1 - eps + eps/n, every other action eps/n)."""
         q = self._q(batch[Columns.OBS])
         eps = piecewise_linear(self._setting("epsilon", DEFAULT_EPSILON), t)
         k_coin, k_act = jax.random.split(self.make_rng("action"))

@@ -80,7 +80,7 @@ class SACLearner:
         alpha_updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, state.alpha_opt_state)
         log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
         n = state.num_updates + 1
-        freq = max(1, self.config.target_network_update_freq)
-        polyak = self.module.update_target_params(params, state.target_params, self.config.tau)
-        target = jax.tree_util.tree_map(lambda a, b: jnp.where(n % freq == 0, a, b), polyak, state.target_params)
+        target = self.module.update_target_params(params, state.target_params, self.config.tau)
+        if self.config.target_network_update_freq > 1:  # 0 (RLlib's default) and 1: every update
+            target = optax.periodic_update(target, state.target_params, n, self.config.target_network_update_freq)
         return SACLearnerState(params, target, opt_state, log_alpha, alpha_opt_state, n), metrics

@@ -10,6 +10,7 @@ import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnasium.spaces.utils import flatdim
 
 from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
@@ -75,7 +76,7 @@ class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
         self.pi = make_head(cfg, dist_cls.required_input_dim(self.action_space))
         if self.inference_only:
             return
-        qshape = (int(np.prod(self.observation_space.shape)) + int(np.prod(self.action_space.shape)),)
+        qshape = (flatdim(self.observation_space) + flatdim(self.action_space),)  # concat(obs, action), both Box
         self.qf_encoder = Encoder(qshape, cfg)
         self.qf = make_head(cfg, 1)
         if self.twin_q():
