@@ -1,17 +1,18 @@
 """jaxrl_modules: RLlib's RLModule system as a functional JAX/Flax library.
 
 The public names are imported on first use (PEP 562), so `import jaxrl_modules.cli` does not
-load JAX: the command line handles Ctrl-C from its first instant."""
+load JAX: the command line handles Ctrl-C from its first instant. Nothing here loads
+`jaxrl_modules.algorithms`: the core never imports the algorithms (tests/test_import_graph.py)."""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from jaxrl_modules.version import __version__
 
 _EXPORTS = {
-    "register_env": "jaxrl_modules.algorithms.registry",
+    "register_env": "jaxrl_modules.envs.registry",
     "Columns": "jaxrl_modules.columns",
     "DEFAULT_MODULE_ID": "jaxrl_modules.columns",
     "DefaultModelConfig": "jaxrl_modules.model_config",
@@ -27,8 +28,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from jaxrl_modules.algorithms.registry import register_env
     from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
+    from jaxrl_modules.envs.registry import register_env
     from jaxrl_modules.model_config import DefaultModelConfig
     from jaxrl_modules.multi_rl_module import MultiRLModule, MultiRLModuleSpec
     from jaxrl_modules.rl_module import RLModule

@@ -34,7 +34,9 @@ import numpy as np
 
 from jaxrl_modules.atomic_dir import atomic_dir, new_save_id, path_text, read_consistently
 from jaxrl_modules.model_config import DefaultModelConfig
+from jaxrl_modules.rl_module_spec import RLModuleSpec
 from jaxrl_modules.serialization import space_from_json, space_to_json
+from jaxrl_modules.version import __version__
 
 FORMAT = "jaxrl_modules.checkpoint/1"
 MODULE_ENTRIES = frozenset({"metadata.json", "params", "class.pkl"})
@@ -132,9 +134,7 @@ def abstract_params(module: Any) -> Any:
 def check_params(module: Any, params: Any, expected: Any = None) -> None:
     """ValueError naming the first leaf where `params` differ from what `module.init` gives
     (path, both shapes and dtypes); params of another module are refused this way."""
-    from jaxrl_modules.multi_rl_module import MultiRLModule
-
-    if isinstance(module, MultiRLModule):
+    if module.is_multi_rl_module:
         if not isinstance(params, Mapping):
             _bad("MultiRLModule params", f"a dict keyed by ModuleID {sorted(module.keys())}", params)
         missing = [mid for mid in module.keys() if mid not in params]
@@ -154,8 +154,6 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _module_metadata(module: Any, params: Any) -> dict:
-    from jaxrl_modules import __version__
-
     return {
         "format": FORMAT, "kind": "rl_module", "module_class": class_path(type(module)),
         "observation_space": space_to_json(module.observation_space),
@@ -215,16 +213,12 @@ def save_dir(path: Any, write: Any, kind: str) -> str:
 
 def save_module(module: Any, params: Any, path: Any) -> str:
     """Saves a module (or MultiRLModule) and its params atomically; returns the path."""
-    from jaxrl_modules.multi_rl_module import MultiRLModule
-
     check_params(module, params)
-    if isinstance(module, MultiRLModule):
+    if module.is_multi_rl_module:
         def write(tmp: Path) -> None:
             for mid, sub in module.items():
                 (tmp / mid).mkdir()
                 _write_module(sub, params[mid], tmp / mid)
-            from jaxrl_modules import __version__
-
             with open(tmp / "class.pkl", "wb") as f:
                 cloudpickle.dump({"class": type(module)}, f)
             _write_json(tmp / "metadata.json", {
@@ -327,10 +321,8 @@ def _restore_tree(path: Path, abstract: Any) -> Any:
 
 
 def _restore_params(module: Any, path: Path, module_id: Optional[str] = None, expected: Any = None) -> Any:
-    from jaxrl_modules.multi_rl_module import MultiRLModule
-
     meta = read_metadata(path)
-    if isinstance(module, MultiRLModule):
+    if module.is_multi_rl_module:
         abstract = abstract_params(module) if expected is None else expected
         if module_id is not None:
             if module_id not in module.keys():
@@ -373,8 +365,6 @@ def _load_module(path: Path, expected_cls: Optional[type]) -> tuple[Any, Any]:
         raise ValueError(f"Checkpoint {str(path)!r} holds a {cls.__name__}, not a {expected_cls.__name__}")
     where = f"checkpoint file {str(path / 'metadata.json')!r}"
     if meta["kind"] == "multi_rl_module":
-        from jaxrl_modules.rl_module_spec import RLModuleSpec
-
         specs = {}
         for mid in meta["module_ids"]:
             sub_meta = read_metadata(path / mid)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import KeysView, Mapping
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -40,6 +40,7 @@ class MultiRLModule(RLModule):
     """A container of RLModules keyed by ModuleID, itself an RLModule (flax module)."""
 
     rl_module_specs: Any = None
+    is_multi_rl_module: ClassVar[bool] = True
 
     # ----------------------------------------------------------------- authoring (bound)
     def setup(self) -> None:
@@ -444,6 +445,7 @@ class MultiRLModuleSpec:
     def from_module(cls, module: MultiRLModule) -> "MultiRLModuleSpec":
         if not isinstance(module, MultiRLModule):
             raise TypeError(f"MultiRLModuleSpec.from_module takes a MultiRLModule; got {type(module).__name__} "
-                            "(use RLModuleSpec.from_module, or module.as_multi_rl_module())")
+                            "(use RLModuleSpec.from_module, or wrap it first: "
+                            "MultiRLModule(rl_module_specs={module_id: RLModuleSpec.from_module(module)}))")
         return cls(type(module), module.observation_space, module.action_space, module.inference_only,
                    module.model_config, dict(module._specs()))

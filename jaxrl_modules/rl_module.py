@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import flax
 import flax.linen as nn
@@ -53,6 +53,9 @@ class RLModule(nn.Module):
     action_space: Any = None
     inference_only: bool = False
     model_config: Any = None
+    # Lets the spec and the checkpoint code tell a MultiRLModule apart without importing it
+    # (multi_rl_module sits above them: the import graph flows one way).
+    is_multi_rl_module: ClassVar[bool] = False
 
     def setup(self) -> None:
         """Build flax submodules as attributes here (call `super().setup()`)."""
@@ -361,10 +364,3 @@ class RLModule(nn.Module):
         from jaxrl_modules.checkpoint import load_module
 
         return load_module(path, expected_cls=cls)
-
-    @nn.nowrap
-    def as_multi_rl_module(self) -> Any:
-        from jaxrl_modules.multi_rl_module import MultiRLModule
-        from jaxrl_modules.rl_module_spec import RLModuleSpec
-
-        return MultiRLModule(rl_module_specs={"default_policy": RLModuleSpec.from_module(self)})

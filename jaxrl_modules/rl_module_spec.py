@@ -40,9 +40,7 @@ class RLModuleSpec:
 
     @classmethod
     def from_module(cls, module: Any) -> "RLModuleSpec":
-        from jaxrl_modules.multi_rl_module import MultiRLModule
-
-        if isinstance(module, MultiRLModule):
+        if module.is_multi_rl_module:
             raise ValueError("RLModuleSpec.from_module() takes a single RLModule; use MultiRLModuleSpec.from_module().")
         return cls(type(module), module.observation_space, module.action_space, module.inference_only,
                    False, module.model_config)
@@ -58,9 +56,3 @@ class RLModuleSpec:
             elif (override and theirs is not None) or (not override and mine is None):
                 setattr(self, f.name, theirs)
         return self
-
-    def as_multi_rl_module_spec(self) -> Any:
-        from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
-        from jaxrl_modules.columns import DEFAULT_MODULE_ID
-
-        return MultiRLModuleSpec(rl_module_specs={DEFAULT_MODULE_ID: self})

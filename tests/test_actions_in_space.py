@@ -290,7 +290,7 @@ class RecordingGymnax:
 @pytest.mark.parametrize("normalize, clip", [(True, False), (False, True)])
 def test_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypatch, normalize, clip):
     import jaxrl_modules.algorithms.ppo.jax_train as jax_train
-    from jaxrl_modules.algorithms.registry import make_gymnax
+    from jaxrl_modules.envs.registry import make_gymnax
 
     log = []
 
@@ -318,7 +318,7 @@ def test_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypatch, normalize,
 @pytest.mark.parametrize("normalize, clip", [(True, False), (False, True)])
 def test_sac_all_in_jit_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypatch, normalize, clip):
     import jaxrl_modules.algorithms.off_policy_jax as off_policy_jax
-    from jaxrl_modules.algorithms.registry import make_gymnax
+    from jaxrl_modules.envs.registry import make_gymnax
 
     log = []
 

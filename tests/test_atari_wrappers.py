@@ -118,7 +118,7 @@ class Recorder(gym.Wrapper):
 
 def _ale(game="ALE/Breakout-v5"):
     pytest.importorskip("ale_py")
-    from jaxrl_modules.algorithms.registry import ATARI_MAKE_DEFAULTS, register_ale
+    from jaxrl_modules.envs.registry import ATARI_MAKE_DEFAULTS, register_ale
 
     register_ale()
     return Recorder(gym.make(game, **ATARI_MAKE_DEFAULTS))
@@ -184,7 +184,7 @@ def test_real_ale_episodic_life():
 
 def test_atari_ids_build_the_wrapped_env():
     pytest.importorskip("ale_py")
-    from jaxrl_modules.algorithms.registry import make_env
+    from jaxrl_modules.envs.registry import make_env
 
     env = make_env("atari:ALE/Pong-v5", {})
     assert env.observation_space == gym.spaces.Box(-1, 1, (64, 64, 4), np.float32) and env.action_space.n == 6
@@ -202,7 +202,7 @@ def test_atari_ids_build_the_wrapped_env():
 def test_atari_without_ale_py(monkeypatch):
     import sys
 
-    from jaxrl_modules.algorithms.registry import make_env
+    from jaxrl_modules.envs.registry import make_env
 
     monkeypatch.setitem(sys.modules, "ale_py", None)  # import ale_py fails, as when it is not installed
     with pytest.raises(ValueError, match=r"pip install 'jaxrl_modules\[atari\]'"):

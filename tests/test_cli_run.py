@@ -227,7 +227,7 @@ class NanRewardAfter(gym.Wrapper):
 
 
 def test_nan_in_training_keeps_csv_checkpoint_and_curve(tmp_path, capsys):
-    from jaxrl_modules.algorithms.registry import register_env
+    from jaxrl_modules.envs.registry import register_env
 
     register_env("cli_nan_reward_env", lambda config: NanRewardAfter(gym.make("CartPole-v1"), after=80))
     # 2 envs x 32 steps per iteration: env copy 0's 80th step is in iteration 3

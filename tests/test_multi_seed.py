@@ -14,7 +14,7 @@ from jaxrl_modules.algorithms.multi_seed import MultiSeedAlgorithm
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError
 from jaxrl_modules.algorithms.ppo import PPOConfig
 from jaxrl_modules.algorithms.ppo import jax_train
-from jaxrl_modules.algorithms.registry import make_gymnax
+from jaxrl_modules.envs.registry import make_gymnax
 
 TINY = {"fcnet_hiddens": [8]}
 SEED = 3

@@ -14,7 +14,7 @@ from jaxrl_modules.algorithms.dqn import DQNConfig
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, first_nonfinite, nonfinite_code, quantity_names
 from jaxrl_modules.algorithms.ppo import PPOConfig
 from jaxrl_modules.algorithms.ppo import jax_train
-from jaxrl_modules.algorithms.registry import make_gymnax, register_env
+from jaxrl_modules.envs.registry import make_gymnax, register_env
 from jaxrl_modules.algorithms.sac import SACConfig
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.envs import MultiAgentCartPole

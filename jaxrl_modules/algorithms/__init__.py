@@ -2,6 +2,6 @@
 
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
-from jaxrl_modules.algorithms.registry import register_env
+from jaxrl_modules.envs.registry import register_env
 
 __all__ = ["Algorithm", "AlgorithmConfig", "register_env"]

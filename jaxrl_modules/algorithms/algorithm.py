@@ -332,7 +332,7 @@ class Algorithm:
         `normalize_actions`, `clip_actions`, `connector` (null, or `{"class", "path"}` of the
         env-to-module connector built; path null when not importable), `multi_agent` and
         `agent_to_module` (multi-agent: `[[agent, module_id], ...]` for the env's agents in episode 0)."""
-        from jaxrl_modules.algorithms.registry import _ENV_CREATORS
+        from jaxrl_modules.envs.registry import _ENV_CREATORS
 
         cfg = self.config
         env_id = cfg.env if isinstance(cfg.env, str) else None

@@ -13,7 +13,7 @@ import numpy as np
 
 from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.nonfinite import check_rows
-from jaxrl_modules.algorithms.registry import make_env
+from jaxrl_modules.envs.registry import make_env
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.validation import seed_int
 
@@ -139,7 +139,7 @@ class GymEnvRunner:
 def make_render_env(config: Any) -> Any:
     """The config's env rendering `rgb_array` frames: gymnasium ids are made with
     `render_mode="rgb_array"`; other envs (registered creators, classes) must already render so."""
-    from jaxrl_modules.algorithms.registry import _ENV_CREATORS
+    from jaxrl_modules.envs.registry import _ENV_CREATORS
 
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # rgb_array rendering with pygame needs no sound card
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # nor a display

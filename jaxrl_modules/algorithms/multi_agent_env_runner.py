@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.algorithms.action_transform import env_action_fn
-from jaxrl_modules.algorithms.registry import make_env
+from jaxrl_modules.envs.registry import make_env
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 from jaxrl_modules.validation import seed_int
 

@@ -31,7 +31,7 @@ from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named
-from jaxrl_modules.algorithms.registry import is_gymnax
+from jaxrl_modules.envs.registry import is_gymnax
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
 
 MULTI_SEED_JSON = "multi_seed.json"

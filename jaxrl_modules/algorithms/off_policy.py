@@ -17,7 +17,7 @@ from jaxrl_modules.algorithms.env_runner import (EpisodeReturns, build_connector
                                                  true_next_obs)
 from jaxrl_modules.algorithms.nonfinite import (NonFiniteError, carry_first_nonfinite, check_rows, describe_named,
                                                 nonfinite_code, quantity_names, scan_with_first_nonfinite)
-from jaxrl_modules.algorithms.registry import is_gymnax, make_env
+from jaxrl_modules.envs.registry import is_gymnax, make_env
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 from jaxrl_modules.spaces import space_zeros

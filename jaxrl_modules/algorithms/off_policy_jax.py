@@ -12,7 +12,7 @@ from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first_nonfinite
-from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
+from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.batch_check import check_rng
 from jaxrl_modules.columns import Columns

@@ -46,7 +46,7 @@ def flatten_connector(env: Any) -> Any:
 
 def env_id_for_config(env: str, atari: bool) -> str:
     """`config.env` for `--env ENV [--atari]`: `"atari:ALE/<Game>-v5"` with `--atari`, else `env`."""
-    from jaxrl_modules.algorithms.registry import ATARI_PREFIX, ale_id, is_gymnax
+    from jaxrl_modules.envs.registry import ATARI_PREFIX, ale_id, is_gymnax
 
     if not atari:
         return env
@@ -64,7 +64,7 @@ def apply_env_flags(config: Any, algo: str, env: str, env_config: dict, flatten_
     building the env once to check it: an unknown id, a bad env_config key or value, an
     observation space the default modules cannot take, or a flag the env or `--algo` does not
     support is a `UsageError` naming the flag."""
-    from jaxrl_modules.algorithms.registry import is_gymnax
+    from jaxrl_modules.envs.registry import is_gymnax
 
     env_id = env_id_for_config(env, atari)
     if flatten_obs and algo not in _FLATTEN_ALGOS:
@@ -85,7 +85,7 @@ def _check_env(algo: str, flag_env: str, env_id: str, env_config: dict, flatten_
     """Builds the env once and checks its spaces against the flags (see `apply_env_flags`)."""
     import gymnasium as gym
 
-    from jaxrl_modules.algorithms.registry import EnvConfigError, is_gymnax, make_env, make_gymnax
+    from jaxrl_modules.envs.registry import EnvConfigError, is_gymnax, make_env, make_gymnax
 
     try:
         if is_gymnax(env_id):

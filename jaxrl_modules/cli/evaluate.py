@@ -146,7 +146,7 @@ def _env_from_run(file: Path, data: dict) -> Optional[EnvSpec]:
 def _recorded_env(entry: dict) -> Optional[str]:
     """The env to make from algorithm.json's entry: the id, or the creator's import path when the id
     is not resolvable here (a class or creator, or a register_env name this process lacks)."""
-    from jaxrl_modules.algorithms.registry import _ENV_CREATORS
+    from jaxrl_modules.envs.registry import _ENV_CREATORS
 
     if entry["id"] is not None and (entry["creator"] is None or entry["id"] in _ENV_CREATORS):
         return entry["id"]
@@ -270,7 +270,7 @@ def _module_ids(ckpt: Path) -> list[str]:
 def _rollout(kind: str, ckpt: Path, spec: EnvSpec, args: argparse.Namespace, frames: Optional[list]) -> list[float]:
     from jaxrl_modules.algorithms.algorithm import COMPONENT_PREFIX
     from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
-    from jaxrl_modules.algorithms.registry import is_gymnax
+    from jaxrl_modules.envs.registry import is_gymnax
     from jaxrl_modules.columns import DEFAULT_MODULE_ID
 
     config = AlgorithmConfig().environment(spec.env, env_config=spec.env_config, normalize_actions=spec.normalize_actions,
@@ -291,7 +291,7 @@ def _rollout(kind: str, ckpt: Path, spec: EnvSpec, args: argparse.Namespace, fra
 def _rollout_gymnax(config: Any, module: Any, params: Any, args: argparse.Namespace) -> list[float]:
     from jaxrl_modules.algorithms.action_transform import make_env_action_fn
     from jaxrl_modules.algorithms.jax_evaluate import evaluate_gymnax
-    from jaxrl_modules.algorithms.registry import make_gymnax
+    from jaxrl_modules.envs.registry import make_gymnax
     from jaxrl_modules.envs.gymnax_spaces import to_gymnasium
 
     env, env_params = make_gymnax(config.env, config.env_config)
@@ -345,7 +345,7 @@ def _evaluate_one(kind: str, ckpt: Path, args: argparse.Namespace, record: Optio
                   label: str = "") -> tuple[EnvSpec, list[float]]:
     """Finds the env of one (algorithm or module) checkpoint, prints it and rolls the checkpoint out."""
     from jaxrl_modules.algorithms.algorithm import _read_algorithm_json
-    from jaxrl_modules.algorithms.registry import is_gymnax
+    from jaxrl_modules.envs.registry import is_gymnax
 
     meta = None
     # a module checkpoint inside an algorithm checkpoint (learner_group/learner/rl_module/<id>) takes its env from it
@@ -404,7 +404,7 @@ def evaluate(args: argparse.Namespace) -> int:
         spec, returns = _evaluate_one(kind, ckpt, args, record, frames)
         print(f"mean return over {len(returns)} episodes: {_summary(returns)}; {mode} actions, seed {args.seed})")
     if record is not None:
-        from jaxrl_modules.algorithms.registry import make_env
+        from jaxrl_modules.envs.registry import make_env
 
         env = make_env(spec.env, spec.env_config)
         fps = float((getattr(env, "metadata", None) or {}).get("render_fps") or 30)

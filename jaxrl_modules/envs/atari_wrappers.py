@@ -4,7 +4,7 @@ Innermost first: TimeLimit(108000), grayscale + resize to (dim, dim), float norm
 to [-1, 1), max-and-skip over `frameskip` frames, up to 30 no-op steps on reset, episodic
 life, FIRE on reset (when the game has it), and stacking of `framestack` frames. Resizing
 uses PIL's area-averaging (BOX) filter, standing in for RLlib's cv2 INTER_AREA. Rewards are
-summed over skipped frames and never clipped (as RLlib's new stack). `jaxrl_modules.algorithms.
+summed over skipped frames and never clipped (as RLlib's new stack). `jaxrl_modules.envs.
 registry.make_env("atari:ALE/<Game>-v5", env_config)` (what `jaxrl-modules train --atari` uses)
 creates the ALE env as RLlib's examples do and wraps it with `dim=64, framestack=4`.
 """

@@ -12,7 +12,7 @@ from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.bc.offline import check_transitions, load_transitions
 from jaxrl_modules.algorithms.env_runner import evaluate_policy
 from jaxrl_modules.algorithms.nonfinite import nonfinite_code, raise_for_code
-from jaxrl_modules.algorithms.registry import make_env
+from jaxrl_modules.envs.registry import make_env
 from jaxrl_modules.columns import Columns
 
 

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.action_transform import make_env_action_fn
-from jaxrl_modules.algorithms.registry import make_env
+from jaxrl_modules.envs.registry import make_env
 from jaxrl_modules.columns import Columns
 
 COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS, Columns.NEXT_OBS)

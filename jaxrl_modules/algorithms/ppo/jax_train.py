@@ -12,7 +12,7 @@ from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first_nonfinite
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
 from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, single_agent_batch
-from jaxrl_modules.algorithms.registry import is_gymnax, make_gymnax
+from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
 from jaxrl_modules.batch_check import check_rng
 from jaxrl_modules.columns import Columns
 
@@ -28,7 +28,7 @@ class JaxPPO(CheckedIteration):
     """The pieces of all-in-jit PPO for one config: module, learner, runner, pure functions."""
 
     def __init__(self, config: Any):
-        from jaxrl_modules.algorithms.ppo.config import PPOConfig  # noqa: F401  (type of config)
+        """`config` is a PPOConfig (not imported: the config imports this module to build it)."""
         from jaxrl_modules.apis import check_required_apis
 
         if not is_gymnax(config.env):

@@ -15,7 +15,7 @@ from jaxrl_modules.algorithms.multi_agent_env_runner import MultiAgentEnvRunner,
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, at_iteration, describe_named, nonfinite_code, raise_for_code
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
 from jaxrl_modules.algorithms.ppo.postprocess import build_train_batch, single_agent_batch
-from jaxrl_modules.algorithms.registry import is_gymnax, make_env
+from jaxrl_modules.envs.registry import is_gymnax, make_env
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 from jaxrl_modules.multi_rl_module import MultiRLModule, MultiRLModuleSpec
