@@ -358,6 +358,15 @@ class RLModule(nn.Module):
 
         return restore_params(self, path)
 
+    @nn.nowrap
+    def as_multi_rl_module(self) -> Any:
+        """RLlib's: this module wrapped in a MultiRLModule under "default_policy". The import is
+        deferred (MultiRLModule sits above this layer; see tests/test_import_graph.py)."""
+        from jaxrl_modules.multi_rl_module import MultiRLModule
+        from jaxrl_modules.rl_module_spec import RLModuleSpec
+
+        return MultiRLModule(rl_module_specs={"default_policy": RLModuleSpec.from_module(self)})
+
     @classmethod
     def from_checkpoint(cls, path: Any) -> tuple["RLModule", Any]:
         """Rebuilds `(module, params)` from a checkpoint directory."""

@@ -45,6 +45,13 @@ class RLModuleSpec:
         return cls(type(module), module.observation_space, module.action_space, module.inference_only,
                    False, module.model_config)
 
+    def as_multi_rl_module_spec(self) -> Any:
+        """RLlib's: a MultiRLModuleSpec holding this spec under "default_policy". The import is
+        deferred (MultiRLModuleSpec sits above this layer; see tests/test_import_graph.py)."""
+        from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+
+        return MultiRLModuleSpec(rl_module_specs={"default_policy": self})
+
     def update(self, other: "RLModuleSpec", override: bool = True) -> "RLModuleSpec":
         """RLlib's merge: with override, `other`'s set fields win; else only fill gaps."""
         for f in dataclasses.fields(self):
