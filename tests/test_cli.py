@@ -207,16 +207,3 @@ def test_ctrl_c_outside_the_training_loop_is_one_line_and_exit_130(monkeypatch, 
     assert main(["evaluate", "anything"]) == 130
     assert capsys.readouterr().err == "jaxrl-modules: interrupted (Ctrl-C)\n"
 
-
-def test_ctrl_c_while_the_command_starts_leaves_no_traceback(tmp_path):
-    import signal
-    import subprocess
-    import time
-
-    proc = subprocess.Popen([sys.executable, "-m", "jaxrl_modules.cli", "train", "--iterations", "2", "--runs-dir",
-                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)  # importing JAX, building the config
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err, err
-    assert err.count("\n") == 1 and "jaxrl-modules" in err, err
