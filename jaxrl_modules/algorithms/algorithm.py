@@ -78,6 +78,17 @@ def _bad(where: str, expected: str, got: Any) -> None:
     raise ValueError(f"{where} must be {expected}; got {got!r} ({type(got).__name__})")
 
 
+def read_json_object(file: Path, where: str) -> dict:
+    """The JSON object in `file`; a ValueError starting with `where` when it is not valid JSON or not an object."""
+    try:
+        data = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{where} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        _bad(where, "a JSON object", data)
+    return data
+
+
 def _read_algorithm_json(path: Path) -> dict:
     """algorithm.json, checked: a ValueError naming the file and what is wrong."""
     meta_file = path / "algorithm.json"
@@ -88,12 +99,7 @@ def _read_algorithm_json(path: Path) -> dict:
         raise ValueError(f"{str(path)!r} is not an algorithm checkpoint: algorithm.json is missing "
                          f"(found {sorted(p.name for p in path.iterdir())[:8]})")
     where = f"Checkpoint file {str(meta_file)!r}"
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{where} is not valid JSON ({err})") from None
-    if not isinstance(meta, dict):
-        _bad(where, "a JSON object", meta)
+    meta = read_json_object(meta_file, where)
     for key, ok, expected in (("algorithm", lambda v: isinstance(v, str), "a str"),
                               ("iteration", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0"),
                               ("num_leaves", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an int >= 0")):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl_modules import validation as v
-from jaxrl_modules.algorithms.algorithm import Algorithm
+from jaxrl_modules.algorithms.algorithm import Algorithm, read_json_object
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named
 from jaxrl_modules.envs.registry import is_gymnax
@@ -304,12 +304,7 @@ class MultiSeedAlgorithm:
             raise ValueError(f"{str(path)!r} is not a multi-seed checkpoint: expected {MULTI_SEED_JSON} and "
                              f"{', '.join(seed_dir_name(i) + '/' for i in range(self.num_seeds))}; found {found[:8]}")
         where = f"Multi-seed checkpoint file {str(file)!r}"
-        try:
-            meta = json.loads(file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{where} is not valid JSON ({err})") from None
-        if not isinstance(meta, dict):
-            v.fail(where, "a JSON object", meta)
+        meta = read_json_object(file, where)
         checks = {"num_seeds": (lambda x: v.is_int(x) and x >= 1, "an int >= 1"),
                   "seeds": (lambda x: isinstance(x, list) and all(v.is_int(s) for s in x), "a list of ints"),
                   "iteration": (lambda x: v.is_int(x) and x >= 0, "an int >= 0"),
