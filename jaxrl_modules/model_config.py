@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Union
 import jax
 import jax.numpy as jnp
 
+from jaxrl_modules import initializers
 from jaxrl_modules.validation import boolean, fail, integer, is_int, real
 
 Initializer = Callable[..., jax.Array]
@@ -53,6 +54,10 @@ _INITIALIZER_FACTORIES = (
     "normal", "orthogonal", "truncated_normal", "uniform", "variance_scaling",
     "xavier_normal", "xavier_uniform",
 )
+
+
+# Factories replaced by vmap-safe equivalents with the same values (see jaxrl_modules.initializers).
+_VMAP_SAFE: dict = {"orthogonal": initializers.orthogonal, jax.nn.initializers.orthogonal: initializers.orthogonal}
 
 
 def get_activation_fn(name: Union[str, Callable, None]) -> Optional[Callable]:
@@ -94,7 +99,7 @@ def get_initializer_fn(
         if not kwargs:
             return name
         _check_kwargs(getattr(name, "__name__", repr(name)), name, kwargs)
-        return name(**kwargs)
+        return _VMAP_SAFE.get(name, name)(**kwargs)
     if not isinstance(name, str):
         raise TypeError(f"initializer must be a name (str), a callable or None; got {name!r} ({type(name).__name__})")
     key = name.lower().rstrip("_")
@@ -103,7 +108,7 @@ def get_initializer_fn(
             raise ValueError(f"initializer {name!r} takes no kwargs; got {sorted(kwargs)}")
         return getattr(jax.nn.initializers, key)
     if key in _INITIALIZER_FACTORIES:
-        factory = getattr(jax.nn.initializers, key)
+        factory = _VMAP_SAFE.get(key) or getattr(jax.nn.initializers, key)
         _check_kwargs(name, factory, kwargs)
         return factory(**kwargs)
     accepted = sorted(_DIRECT_INITIALIZERS + _INITIALIZER_FACTORIES)
