@@ -233,6 +233,21 @@ class Algorithm:
         result["time_this_iter_s"] = time.perf_counter() - start
         return result
 
+    def _evaluation_episodes(self, episodes: Any) -> int:
+        """How many episodes `evaluate(episodes)` runs: `episodes` (an int >= 1), or the config's
+        `evaluation_duration` when None."""
+        from jaxrl_modules import validation as v
+
+        return int(self.config.evaluation_duration) if episodes is None else v.positive_int("episodes", episodes)
+
+    @staticmethod
+    def _evaluation_result(returns: list, episodes: int) -> dict:
+        """`evaluate()`'s result for the returns of `episodes` complete episodes."""
+        if len(returns) != episodes:
+            raise RuntimeError(f"evaluation ran {len(returns)} episodes; expected {episodes}")
+        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
+                                "episode_returns": returns}}
+
     def get_module(self, module_id: Optional[str] = None) -> Any:
         """The module of `module_id`; without one, the whole module (a MultiRLModule when multi-agent)."""
         from jaxrl_modules.multi_rl_module import MultiRLModule

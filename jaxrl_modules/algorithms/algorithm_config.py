@@ -212,11 +212,12 @@ class AlgorithmConfig:
                          f"DQNConfig or SACConfig, received {type(self).__name__}: use .build().train() instead")
 
     def build(self) -> Any:
-        """The Algorithm for this config (a copy of it: later config changes do not leak in),
-        after `validate()`."""
+        """The Algorithm for a validated copy of this config: later config changes do not leak in,
+        and this config is left as it was (validation's normalised values go to the copy)."""
         algorithm_class = self.get_algorithm_class()
-        self.validate()
-        return algorithm_class(self.copy())
+        config = self.copy()
+        config.validate()
+        return algorithm_class(config)
 
     build_algo = build
 

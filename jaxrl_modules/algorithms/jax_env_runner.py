@@ -17,10 +17,14 @@ class RunnerState(NamedTuple):
     episode_return: jax.Array
     episode_length: jax.Array
     recurrent_state: Any = None  # [N, ...] per env, for stateful modules
+    initial_state: Any = None  # the module's initial state (no batch axis): where a new episode's state starts
 
 
 class JaxEnvRunner:
-    """`num_envs` copies of a gymnax env (auto-resetting), vmapped; `rollout` is a `lax.scan`."""
+    """`num_envs` copies of a gymnax env (auto-resetting), vmapped; `rollout` is a `lax.scan`.
+
+    The runner holds configuration only (env, env params, connector, action mapping): everything a
+    rollout changes or needs, the recurrent initial state included, lives in the `RunnerState`."""
 
     def __init__(self, env: Any, env_params: Any, num_envs: int, obs_fn: Optional[Callable] = None, *,
                  normalize_actions: bool = True, clip_actions: bool = False):
@@ -42,14 +46,15 @@ class JaxEnvRunner:
         return to_gymnasium(self.env.action_space(self.env_params))
 
     def reset(self, rng: jax.Array, initial_state: Any = None) -> RunnerState:
-        """Fresh envs; `initial_state` (a module's, without batch axis) is broadcast per env."""
+        """Fresh envs; `initial_state` (a module's, without batch axis) is broadcast per env and kept in
+        the returned state, so episodes that start during a rollout start from it."""
         obs, env_state = jax.vmap(self.env.reset, (0, None))(jax.random.split(rng, self.num_envs), self.env_params)
         zeros = jnp.zeros(self.num_envs)
-        state = None
-        self.initial_state = initial_state
-        if initial_state:
-            state = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (self.num_envs,) + x.shape), initial_state)
-        return RunnerState(obs, env_state, zeros, zeros, state)
+        if not initial_state:
+            return RunnerState(obs, env_state, zeros, zeros)
+        initial_state = jax.tree_util.tree_map(jnp.asarray, initial_state)
+        state = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (self.num_envs,) + x.shape), initial_state)
+        return RunnerState(obs, env_state, zeros, zeros, state, initial_state)
 
     def rollout(self, act_fn: Callable, params: Any, state: RunnerState, rng: jax.Array, steps: int) -> tuple:
         """`steps` env steps per env with `act_fn(params, batch, rng)` (a forward_exploration).
@@ -79,8 +84,9 @@ class JaxEnvRunner:
                 rec[Columns.STATE_IN] = state.recurrent_state
                 recurrent = jax.tree_util.tree_map(  # a new episode starts from the initial state
                     lambda x, init: jnp.where(done.reshape((-1,) + (1,) * (x.ndim - 1)), init, x),
-                    next_rec, self.initial_state)
-            new = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0.0, length), recurrent)
+                    next_rec, state.initial_state)
+            new = state._replace(obs=next_obs, env_state=env_state, episode_return=jnp.where(done, 0.0, ret),
+                                 episode_length=jnp.where(done, 0.0, length), recurrent_state=recurrent)
             return new, rec
 
         state, traj = jax.lax.scan(step, state, jax.random.split(rng, steps))

@@ -196,7 +196,7 @@ class OffPolicyAlgorithm(Algorithm):
     def evaluate(self, episodes: int | None = None) -> dict:
         """Deterministic (forward_inference) returns of `evaluation_duration` (or `episodes`) complete
         episodes on fresh envs: gymnax envs in one jit (`jax_evaluate`), gymnasium envs in a host loop."""
-        episodes = episodes or self.config.evaluation_duration
+        episodes = self._evaluation_episodes(episodes)
         if self.mode == "jax":
             from jaxrl_modules.algorithms.jax_evaluate import evaluate_gymnax
 
@@ -205,8 +205,7 @@ class OffPolicyAlgorithm(Algorithm):
                                       to_env=runner.to_env, cache=self._eval_cache)
         else:
             returns = evaluate_policy(self.config, self.module, self._params(), episodes)
-        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
-                                "episode_returns": returns}}
+        return self._evaluation_result(returns, episodes)
 
     def _params(self) -> Any:
         return self.state.learner.params if self.mode == "jax" else self.host_state["learner"].params

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 from jaxrl_modules.algorithms.replay_buffer import parse_replay_buffer_config
 from jaxrl_modules.model_config import DefaultModelConfig
+
+if TYPE_CHECKING:
+    from jaxrl_modules.algorithms.train_fn import TrainFn
 
 
 class OffPolicyConfig(AlgorithmConfig):
@@ -33,14 +36,16 @@ class OffPolicyConfig(AlgorithmConfig):
             return {**dataclasses.asdict(base), **self.model_config_auto_includes}
         return super().merged_model_config(spec_config)
 
-    def build_train_fn(self, num_iterations: int) -> Callable:
+    def build_train_fn(self, num_iterations: int) -> TrainFn:
         """A pure `train(rng) -> (params, metrics)` over a gymnax env ("gymnax:<id>"): each iteration
-        samples `rollout_fragment_length` steps from every env, stores them, takes one gradient step."""
+        samples `rollout_fragment_length` steps from every env, stores them, takes one gradient step.
+        Validates and builds from a copy of this config; this one is unchanged."""
         from jaxrl_modules.algorithms.off_policy_jax import make_train_fn
 
         v.positive_int("num_iterations", num_iterations)
-        self.validate()
-        return make_train_fn(self.copy(), num_iterations)
+        config = self.copy()
+        config.validate()
+        return make_train_fn(config, num_iterations)
 
 
 def _replay_buffer_check(config: OffPolicyConfig) -> v.Check:

@@ -3,7 +3,7 @@ replay buffer, learn."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -11,10 +11,10 @@ import jax.numpy as jnp
 from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
-from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first_nonfinite
+from jaxrl_modules.algorithms.nonfinite import CheckedIteration
+from jaxrl_modules.algorithms.train_fn import TrainFn
 from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
 from jaxrl_modules.apis import check_required_apis
-from jaxrl_modules.batch_check import check_rng
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.spaces import space_zeros
 
@@ -69,7 +69,8 @@ class JaxOffPolicy(CheckedIteration):
                                                  Columns.REWARDS, Columns.TERMINATEDS, Columns.NEXT_OBS)
         transition.update({"valid": valid, "ended_return": jnp.where(done, ret, 0.0), "ended": done,
                            "env_obs": next_obs, "env_reward": reward})
-        runner = RunnerState(next_obs, env_state, jnp.where(done, 0.0, ret), jnp.where(done, 0, runner.episode_length + 1))
+        runner = runner._replace(obs=next_obs, env_state=env_state, episode_return=jnp.where(done, 0.0, ret),
+                                 episode_length=jnp.where(done, 0, runner.episode_length + 1))
         return (params, runner, env_steps + n, nstep), transition
 
     def _step(self, state: OffPolicyTrainState) -> tuple[OffPolicyTrainState, dict, dict]:
@@ -98,16 +99,10 @@ class JaxOffPolicy(CheckedIteration):
         return OffPolicyTrainState(learner, buffer, nstep, runner, rng, env_steps), metrics, checked
 
 
-def make_train_fn(config: Any, num_iterations: int) -> Callable:
-    """`train(rng) -> (params, metrics)`, metrics with a leading iteration axis, incl. the
-    non-finite keys of `scan_with_first_nonfinite`; `train.nonfinite_names[code]` names a code's quantity."""
+def make_train_fn(config: Any, num_iterations: int) -> TrainFn:
+    """The pure `train(rng) -> (params, metrics)` of `num_iterations` iterations (a `TrainFn`), metrics
+    with a leading iteration axis, incl. the non-finite keys of `scan_with_first_nonfinite`. `config`
+    (validated) is read, never changed."""
     algo = JaxOffPolicy(config)
-
-    def train(rng: jax.Array) -> tuple[Any, dict]:
-        check_rng(rng, "build_train_fn(...)'s train(rng)", required=True)  # at trace time under jit
-        state, metrics = scan_with_first_nonfinite(algo.iteration, algo.init(rng), num_iterations)
-        return state.learner.params, metrics
-
-    train.module = algo.module
-    train.nonfinite_names = algo.nonfinite_names
-    return train
+    return TrainFn(module=algo.module, nonfinite_names=algo.nonfinite_names, init=algo.init, iteration=algo.iteration,
+                   num_iterations=int(num_iterations))

@@ -73,9 +73,9 @@ class BC(Algorithm):
     def evaluate(self, episodes: int | None = None) -> dict:
         if self.config.env is None:
             raise ValueError("evaluate() needs an env: call config.environment(...)")
-        returns = evaluate_policy(self.config, self.module, self._params(), episodes or self.config.evaluation_duration)
-        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
-                                "episode_returns": returns}}
+        episodes = self._evaluation_episodes(episodes)
+        returns = evaluate_policy(self.config, self.module, self._params(), episodes)
+        return self._evaluation_result(returns, episodes)
 
     def _params(self) -> Any:
         return self.learner_state.params

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
+
+if TYPE_CHECKING:
+    from jaxrl_modules.algorithms.train_fn import TrainFn
 
 
 class PPOConfig(AlgorithmConfig):
@@ -86,9 +89,10 @@ class PPOConfig(AlgorithmConfig):
         size = size or self.batch_size()
         return max(1, size // min(self.minibatch_size, size))
 
-    def build_train_fn(self, num_iterations: int) -> Callable:
+    def build_train_fn(self, num_iterations: int) -> TrainFn:
         """A pure `train(rng) -> (params, metrics)` over a gymnax env ("gymnax:<id>"),
-        `num_iterations` PPO iterations in one `lax.scan`: jit it, vmap it over seeds."""
+        `num_iterations` PPO iterations in one `lax.scan`: jit it, vmap it over seeds. Builds from a
+        copy of this config (`total_iterations` defaults to `num_iterations` there); this one is unchanged."""
         from jaxrl_modules.algorithms.ppo.jax_train import make_train_fn
 
         v.positive_int("num_iterations", num_iterations)

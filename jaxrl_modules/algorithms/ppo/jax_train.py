@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
-from jaxrl_modules.algorithms.nonfinite import CheckedIteration, scan_with_first_nonfinite
+from jaxrl_modules.algorithms.nonfinite import CheckedIteration
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
 from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, single_agent_batch
+from jaxrl_modules.algorithms.train_fn import TrainFn
 from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
-from jaxrl_modules.batch_check import check_rng
 from jaxrl_modules.columns import Columns
 
 
@@ -83,20 +83,10 @@ class JaxPPO(CheckedIteration):
         return TrainState(learner, runner, rng, env_steps), metrics, checked
 
 
-def make_train_fn(config: Any, num_iterations: int) -> Callable:
-    """`train(rng) -> (params, metrics)`, metrics with a leading iteration axis, incl. the
-    non-finite keys of `scan_with_first_nonfinite`; `train.nonfinite_names[code]` names a code's quantity."""
-    if config.total_iterations is None:
-        config.total_iterations = num_iterations
+def make_train_fn(config: Any, num_iterations: int) -> TrainFn:
+    """The pure `train(rng) -> (params, metrics)` of `num_iterations` iterations (a `TrainFn`), metrics
+    with a leading iteration axis, incl. the non-finite keys of `scan_with_first_nonfinite`. `config`
+    (validated, `total_iterations` set where a schedule needs it) is read, never changed."""
     ppo = JaxPPO(config)
-
-    def train(rng: jax.Array) -> tuple[Any, dict]:
-        check_rng(rng, "build_train_fn(...)'s train(rng)", required=True)  # at trace time under jit
-        state, metrics = scan_with_first_nonfinite(ppo.iteration, ppo.init(rng), num_iterations)
-        return state.learner.params, metrics
-
-    train.module = ppo.module
-    train.jax_ppo = ppo
-    train.nonfinite_names = ppo.nonfinite_names
-    return train
-
+    return TrainFn(module=ppo.module, nonfinite_names=ppo.nonfinite_names, init=ppo.init, iteration=ppo.iteration,
+                   num_iterations=int(num_iterations))

@@ -192,7 +192,7 @@ class PPO(Algorithm):
         episodes on fresh envs: gymnax envs in one jit (`jax_evaluate`), gymnasium envs in a host loop,
         multi-agent envs with each agent acting through its mapped module (an episode's return is the
         sum over its agents)."""
-        episodes = episodes or self.config.evaluation_duration
+        episodes = self._evaluation_episodes(episodes)
         if self.mode == "jax":
             returns = self._evaluate_jax(episodes)
         elif self.mode == "multi":
@@ -203,8 +203,7 @@ class PPO(Algorithm):
                                            self.policy_ids, episodes)
         else:
             returns = evaluate_policy(self.config, self.module, self._params(), episodes)
-        return {"env_runners": {"episode_return_mean": float(np.mean(returns)), "num_episodes": len(returns),
-                                "episode_returns": returns}}
+        return self._evaluation_result(returns, episodes)
 
     def _evaluate_jax(self, episodes: int, seed: int = 10_000) -> list:
         from jaxrl_modules.algorithms.jax_evaluate import evaluate_gymnax
