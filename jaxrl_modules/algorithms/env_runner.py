@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from typing import Any, Callable, Optional
@@ -50,8 +51,24 @@ def build_connector(config: Any, env: Any, observation_space: gym.Space, action_
 
 
 def make_act_fn(module: Any, connector: Any, phase: str = "exploration") -> Callable:
-    """`act(params, obs, rng, t)` jitted once: connector, forward pass, per-step key fold-in."""
+    """`act(params, obs, rng, t)` jitted once: connector, forward pass, per-step key fold-in.
+
+    For a stateful module it is `act(params, obs, rng, t, state)`: the (connected) obs `[N, ...]`
+    is one timestep of a `[N, 1, ...]` sequence from `state` (`[N, ...]`, as the jit path's
+    `JaxEnvRunner.rollout` acts); the outputs lose the time axis and STATE_OUT is the next state."""
     fwd = module.phase_fn(phase)
+
+    if module.is_stateful():
+        def act_stateful(params, obs, rng, t, state):
+            obs = connector(obs) if connector is not None else obs
+            out = fwd(params, {Columns.OBS: jax.tree_util.tree_map(lambda x: x[:, None], obs), Columns.STATE_IN: state},
+                      jax.random.fold_in(rng, t))
+            state_out = out.pop(Columns.STATE_OUT)
+            out = jax.tree_util.tree_map(lambda x: x[:, 0], out)
+            out[Columns.OBS], out[Columns.STATE_OUT] = obs, state_out
+            return out
+
+        return jax.jit(act_stateful)
 
     def act(params, obs, rng, t):
         obs = connector(obs) if connector is not None else obs
@@ -62,10 +79,56 @@ def make_act_fn(module: Any, connector: Any, phase: str = "exploration") -> Call
     return jax.jit(act)
 
 
-def make_vector_env(config: Any) -> gym.vector.SyncVectorEnv:
-    """`num_envs_per_env_runner` copies of the config's env, auto-resetting in the same step."""
-    return gym.vector.SyncVectorEnv([lambda: make_env(config.env, config.env_config)] * config.num_envs_per_env_runner,
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+def num_env_runners(config: Any) -> int:
+    """`config.num_env_runners` (0 when never set)."""
+    return int(getattr(config, "num_env_runners", 0) or 0)
+
+
+def total_envs(config: Any) -> int:
+    """Envs a host loop steps: `max(1, num_env_runners) * num_envs_per_env_runner` (RLlib's sample volume:
+    every env runner steps `num_envs_per_env_runner` envs; 0 runners means the local one samples)."""
+    return max(1, num_env_runners(config)) * int(config.num_envs_per_env_runner)
+
+
+def reject_env_runners(config: Any, loop: str) -> None:
+    """A ValueError, at build time, where `num_env_runners > 0` cannot take effect (`loop` names the loop)."""
+    if num_env_runners(config) > 0:
+        raise ValueError(
+            f"num_env_runners={config.num_env_runners} has no effect in {loop}: expected num_env_runners=0 there "
+            f"(worker processes step gymnasium envs of the single-agent host loops only); use "
+            f"env_runners(num_envs_per_env_runner=N) to step more envs in parallel")
+
+
+def _worker_env(env: Any, env_config: dict, creators: dict) -> Any:
+    """Builds the env inside a worker process: names registered with `register_env` in the parent are
+    registered again here first (a spawned process starts with an empty registry)."""
+    from jaxrl_modules.envs.registry import register_env
+
+    for name, creator in creators.items():
+        register_env(name, creator)
+    return make_env(env, env_config)
+
+
+# "spawn": JAX is multithreaded, and forking a process that runs JAX's threads can deadlock the child.
+WORKER_CONTEXT = "spawn"
+
+
+def make_vector_env(config: Any) -> gym.vector.VectorEnv:
+    """`total_envs(config)` copies of the config's env, auto-resetting in the same step: in this process
+    (`SyncVectorEnv`) when `num_env_runners == 0`, else each env in its own worker process (gymnasium's
+    `AsyncVectorEnv`, "spawn" context; `num_env_runners * num_envs_per_env_runner` processes). The
+    workers end with the vector env's `close()` (and, as daemons, with this process)."""
+    make = functools.partial(make_env, config.env, config.env_config)
+    n = total_envs(config)
+    if num_env_runners(config) == 0:
+        return gym.vector.SyncVectorEnv([make] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    from jaxrl_modules.envs.registry import _ENV_CREATORS
+
+    creators = {config.env: _ENV_CREATORS[config.env]} if isinstance(config.env, str) and config.env in _ENV_CREATORS else {}
+    worker = functools.partial(_worker_env, config.env, dict(config.env_config), creators)
+    # AsyncVectorEnv builds one env here first (its spaces), so a bad env fails in this process, before any worker starts
+    return gym.vector.AsyncVectorEnv([worker] * n, context=WORKER_CONTEXT, daemon=True,
+                                     autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
 def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
@@ -79,12 +142,18 @@ def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
 
 
 class GymEnvRunner:
-    """`num_envs_per_env_runner` copies of a gymnasium env (same-step autoreset)."""
+    """`total_envs(config)` copies of a gymnasium env (same-step autoreset; in worker processes when
+    `num_env_runners > 0`, see `make_vector_env`).
+
+    For a stateful module (`set_initial_state`), the runner carries each env's recurrent state between
+    steps and between `sample` calls, and puts an env back at the module's initial state when its
+    episode ends, as the jit path's `JaxEnvRunner.rollout` does."""
 
     def __init__(self, config: Any):
         self.config = config
         probe = make_env(config.env, config.env_config)
         if hasattr(probe, "possible_agents") and not hasattr(probe, "spec"):
+            probe.close()
             raise ValueError(f"{config.env!r} is a multi-agent env; configure multi_agent(...) or use a single-agent env")
         self.env_observation_space = probe.observation_space
         self.action_space = probe.action_space
@@ -92,23 +161,49 @@ class GymEnvRunner:
         self.connector = build_connector(config, probe, probe.observation_space, probe.action_space)
         self.observation_space = self.connector.observation_space if self.connector else probe.observation_space
         probe.close()
+        self.num_envs = total_envs(config)
         self.envs = make_vector_env(config)
-        self.obs, _ = self.envs.reset(seed=config.seed)
-        self.episode_returns = np.zeros(config.num_envs_per_env_runner)
+        try:
+            self.obs, _ = self.envs.reset(seed=config.seed)
+        except BaseException:
+            self.envs.close()
+            raise
+        self.episode_returns = np.zeros(self.num_envs)
         self.completed: deque = deque(maxlen=100)  # the last 100 returns (a history; not episode_return_mean)
         self.num_env_steps = 0
+        self.initial_state: Any = None  # a stateful module's initial state (no batch axis)
+        self.recurrent_state: Any = None  # [N, ...] per env, carried across steps and sample() calls
+
+    def set_initial_state(self, initial_state: Any) -> None:
+        """Acts for a stateful module from now on: every env starts from `initial_state` (a module's
+        `get_initial_state()`, no batch axis); `{}`/None: stateless."""
+        if not initial_state:
+            self.initial_state = self.recurrent_state = None
+            return
+        self.initial_state = jax.tree_util.tree_map(np.asarray, initial_state)
+        self.recurrent_state = jax.tree_util.tree_map(
+            lambda x: np.broadcast_to(x, (self.num_envs,) + x.shape).copy(), self.initial_state)
 
     def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int) -> tuple[dict, Any, list]:
         """Returns `(traj, last_obs, returns)`: traj columns `[T, N, ...]` incl. TRUNCATEDS and
         "final_obs" (the observation a truncated episode ended in), and the episode returns
         finished during this call. "bootstrap" marks truncations whose final observation is known
-        (without a connector), so their value can be bootstrapped."""
-        cols: dict = {k: [] for k in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
-                                      Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS, "final_obs", "bootstrap")}
+        (without a connector), so their value can be bootstrapped.
+
+        Stateful modules (`act(params, obs, rng, t, state)`, see `make_act_fn`): STATE_IN holds the state
+        each step acted from, "state_out" the state after it (before an ended episode's reset: the
+        state a truncated episode's final observation is valued from)."""
+        stateful = self.recurrent_state is not None
+        keys = [Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS,
+                Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS, "final_obs", "bootstrap"]
+        cols: dict = {k: [] for k in keys + ([Columns.STATE_IN, "state_out"] if stateful else [])}
         finished = []
         for t in range(steps):
             check_rows({"env observation": self.obs}, step=t)
-            out = jax.device_get(act(params, self.obs, rng, t))
+            if stateful:
+                out = jax.device_get(act(params, self.obs, rng, t, self.recurrent_state))
+            else:
+                out = jax.device_get(act(params, self.obs, rng, t))
             check_rows({"action distribution inputs": out[Columns.ACTION_DIST_INPUTS]}, step=t, allow_neg_inf=True)
             check_rows({"actions": out[Columns.ACTIONS]}, step=t)  # float (Box) actions only
             next_obs, reward, term, trunc, info = self.envs.step(self.to_env(out[Columns.ACTIONS]))
@@ -121,15 +216,25 @@ class GymEnvRunner:
             cols[Columns.TRUNCATEDS].append(trunc & ~term)
             cols["bootstrap"].append(trunc & ~term if final is not None else np.zeros_like(trunc))
             cols["final_obs"].append(final if final is not None else np.zeros_like(out[Columns.OBS]))
+            done = term | trunc
+            if stateful:
+                cols[Columns.STATE_IN].append(self.recurrent_state)
+                cols["state_out"].append(out[Columns.STATE_OUT])
+                self.recurrent_state = jax.tree_util.tree_map(  # a new episode starts from the initial state
+                    lambda x, init: np.where(done.reshape((-1,) + (1,) * (x.ndim - 1)), init, x),
+                    out[Columns.STATE_OUT], self.initial_state)
             self.episode_returns += reward
-            for i in np.flatnonzero(term | trunc):
+            for i in np.flatnonzero(done):
                 finished.append(float(self.episode_returns[i]))
                 self.episode_returns[i] = 0.0
             self.obs = next_obs
         check_rows({"env observation": self.obs}, step=steps)  # the last obs is bootstrapped from
-        self.num_env_steps += steps * self.config.num_envs_per_env_runner
+        self.num_env_steps += steps * self.num_envs
         self.completed.extend(finished)
-        traj = {k: np.stack(v) for k, v in cols.items()}
+        traj = {k: np.stack(v) for k, v in cols.items() if k not in (Columns.STATE_IN, "state_out")}
+        if stateful:
+            for k in (Columns.STATE_IN, "state_out"):
+                traj[k] = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *cols[k])
         return traj, self.obs, finished
 
     def close(self) -> None:
@@ -170,23 +275,33 @@ def evaluate_policy(config: Any, module: Any, params: Any, episodes: int, seed: 
     fwd = module.phase_fn("exploration" if stochastic else "inference")
     kwargs = exploration_kwargs(module) if stochastic else {}
 
-    def act(p: Any, obs: Any, key: jax.Array) -> Any:
-        return fwd(p, {Columns.OBS: connector(obs) if connector is not None else obs}, key, **kwargs)[Columns.ACTIONS]
+    def act(p: Any, obs: Any, state: Any, key: jax.Array) -> Any:
+        """`(actions [1, ...], next state)`; a stateful module steps a `[1, 1, ...]` sequence from `state`."""
+        obs = connector(obs) if connector is not None else obs
+        if state is None:
+            return fwd(p, {Columns.OBS: obs}, key, **kwargs)[Columns.ACTIONS], None
+        out = fwd(p, {Columns.OBS: jax.tree_util.tree_map(lambda x: x[:, None], obs), Columns.STATE_IN: state}, key,
+                  **kwargs)
+        return jax.tree_util.tree_map(lambda a: a[:, 0], out[Columns.ACTIONS]), out[Columns.STATE_OUT]
 
     act = jax.jit(act)
     to_env = env_action_fn(config, env.action_space)
     key = jax.random.key(seed)
+    # a stateful module starts every episode from its initial state (batch axis of 1) and carries it per step
+    initial = module.get_initial_state() if module.is_stateful() else None
+    initial = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], initial) if initial else None
     returns = []
     try:
         for ep in range(episodes):
             obs, _ = env.reset(seed=seed + ep)
+            state = initial
             record = frames is not None and ep == 0
             if record:
                 frames.append(np.asarray(env.render()))
             done, total, t = False, 0.0, 0
             while not done:
                 batch = jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], obs)
-                out = act(params, batch, jax.random.fold_in(jax.random.fold_in(key, ep), t))
+                out, state = act(params, batch, state, jax.random.fold_in(jax.random.fold_in(key, ep), t))
                 action = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], out)
                 obs, reward, term, trunc, _ = env.step(to_env(action))
                 if record:

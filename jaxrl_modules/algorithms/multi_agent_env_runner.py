@@ -43,7 +43,12 @@ def _check_mapping_signature(fn: Callable) -> None:
 
 
 class MultiAgentEnvRunner:
+    """One multi-agent env, stepped in this process (`num_env_runners > 0` is rejected: no worker processes)."""
+
     def __init__(self, config: Any, module_ids: list[str]):
+        from jaxrl_modules.algorithms.env_runner import reject_env_runners
+
+        reject_env_runners(config, "the multi-agent host loop")
         self.config = config
         self.env = make_env(config.env, config.env_config)
         if not is_multi_agent_env(self.env):
@@ -125,6 +130,10 @@ class MultiAgentEnvRunner:
         self.completed.extend(finished)
         traj = {mid: {k: np.stack(v) for k, v in c.items()} for mid, c in cols.items()}
         return traj, {mid: self.obs.copy() for mid in self.module_ids}, finished
+
+    def close(self) -> None:
+        if hasattr(self.env, "close"):
+            self.env.close()
 
 
 def evaluate_multi_agent(config: Any, act: Callable, params: Any, module_ids: list[str], episodes: int, seed: int = 10_000,

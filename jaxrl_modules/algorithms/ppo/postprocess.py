@@ -63,7 +63,12 @@ RESETS = "resets"  # [B, T] bool: the recurrent state restarts before step t (a 
 def sequence_batch(learner: Any, params: Any, traj: dict, last_obs: Any, cfg: Any, max_seq_len: int) -> dict:
     """Trajectory of a stateful module `[T, N, ...]` (with STATE_IN per step) -> chunks of
     `max_seq_len` steps `[N * T / L, L, ...]`, each with the state it starts from and a RESETS
-    column that restarts the state where an episode ends inside a chunk."""
+    column that restarts the state where an episode ends inside a chunk.
+
+    Both loops batch through here: the jit path (gymnax resets in the same step, nothing bootstrapped)
+    and the host loop, whose trajectory may add "final_obs", "bootstrap" and "state_out" (the state
+    after each step): truncated steps marked "bootstrap" then add `gamma * V(final_obs)`, valued from
+    the state the episode reached, as `build_train_batch` does for stateless modules."""
     T, N = traj[Columns.REWARDS].shape[:2]
     if T % max_seq_len:
         raise ValueError(f"rollout length {T} must be a multiple of max_seq_len {max_seq_len}")
@@ -75,7 +80,14 @@ def sequence_batch(learner: Any, params: Any, traj: dict, last_obs: Any, cfg: An
     values = values_of(learner, params, {Columns.OBS: batch_major(obs_all), Columns.STATE_IN: state0,
                                          RESETS: batch_major(starts)})
     values = batch_major(values)  # [T+1, N]
-    advantages, targets = compute_gae(traj[Columns.REWARDS], values[:T], dones, values[T], cfg.gamma, cfg.lambda_)
+    rewards = traj[Columns.REWARDS]
+    if "bootstrap" in traj and "state_out" in traj:
+        flat = lambda x: x.reshape((T * N,) + x.shape[2:])  # noqa: E731
+        final_values = values_of(learner, params, {  # one step from each step's state_out: [T*N, 1]
+            Columns.OBS: flat(traj["final_obs"])[:, None],
+            Columns.STATE_IN: jax.tree_util.tree_map(flat, traj["state_out"])})
+        rewards = rewards + cfg.gamma * final_values.reshape(T, N) * traj["bootstrap"].astype(rewards.dtype)
+    advantages, targets = compute_gae(rewards, values[:T], dones, values[T], cfg.gamma, cfg.lambda_)
     columns = {k: traj[k] for k in TRAIN_COLUMNS}
     columns.update({Columns.ADVANTAGES: standardize(advantages), Columns.VALUE_TARGETS: targets, RESETS: starts[:T]})
     chunks = T // max_seq_len
@@ -88,3 +100,8 @@ def sequence_batch(learner: Any, params: Any, traj: dict, last_obs: Any, cfg: An
     batch[Columns.STATE_IN] = jax.tree_util.tree_map(
         lambda s: batch_major(s[::max_seq_len]).reshape((N * chunks,) + s.shape[2:]), traj[Columns.STATE_IN])
     return batch
+
+
+def sequence_minibatches(cfg: Any, steps: int, num_envs: int) -> int:
+    """Minibatches per epoch of a `sequence_batch`: `minibatch_size` timesteps each (whole sequences)."""
+    return max(1, steps * num_envs // cfg.minibatch_size)

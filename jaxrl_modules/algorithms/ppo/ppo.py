@@ -10,11 +10,13 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.algorithm import Algorithm
-from jaxrl_modules.algorithms.env_runner import EpisodeReturns, GymEnvRunner, evaluate_policy, make_act_fn
+from jaxrl_modules.algorithms.env_runner import (EpisodeReturns, GymEnvRunner, evaluate_policy, make_act_fn,
+                                                 reject_env_runners)
 from jaxrl_modules.algorithms.multi_agent_env_runner import MultiAgentEnvRunner, agent_spaces, is_multi_agent_env
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, at_iteration, describe_named, nonfinite_code, raise_for_code
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
-from jaxrl_modules.algorithms.ppo.postprocess import build_train_batch, single_agent_batch
+from jaxrl_modules.algorithms.ppo.postprocess import (build_train_batch, sequence_batch, sequence_minibatches,
+                                                     single_agent_batch)
 from jaxrl_modules.envs.registry import is_gymnax, make_env
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
@@ -28,9 +30,11 @@ class PPO(Algorithm):
     def _setup(self) -> None:
         cfg = self.config
         self._returns = EpisodeReturns()
+        self.runner: Any = None
         if is_gymnax(cfg.env):
             from jaxrl_modules.algorithms.ppo.jax_train import JaxPPO
 
+            reject_env_runners(cfg, "the all-in-jit gymnax loop")
             self.mode = "jax"
             self.jax_ppo = JaxPPO(cfg)
             self.module = self.jax_ppo.module
@@ -43,12 +47,17 @@ class PPO(Algorithm):
         multi_env = is_multi_agent_env(probe)
         if hasattr(probe, "close"):
             probe.close()
-        if cfg.is_multi_agent or multi_env:
-            self._setup_multi_agent()
-        else:
-            self._setup_single_agent()
-        self.rng = jax.random.key(cfg.seed)
-        self.learner_state = self.learner.init(self.module.init(jax.random.fold_in(self.rng, 1)))
+        try:
+            if cfg.is_multi_agent or multi_env:
+                reject_env_runners(cfg, "the multi-agent host loop")
+                self._setup_multi_agent()
+            else:
+                self._setup_single_agent()
+            self.rng = jax.random.key(cfg.seed)
+            self.learner_state = self.learner.init(self.module.init(jax.random.fold_in(self.rng, 1)))
+        except BaseException:
+            self.stop()  # a failed build leaves no env (or env worker process) behind
+            raise
         self._update_fn = jax.jit(self._update)
 
     def _setup_single_agent(self) -> None:
@@ -59,7 +68,30 @@ class PPO(Algorithm):
         self.module = spec.build()
         check_required_apis(self.module, cfg.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
         self.learner = cfg.get_default_learner_class()(self.module, cfg)
+        if self.module.is_stateful():
+            self._check_sequence_settings()
+            self.runner.set_initial_state(self.module.get_initial_state())
         self.act = make_act_fn(self.module, self.runner.connector)
+
+    def _rollout_length(self) -> int:
+        """Steps per env per iteration of the single-agent host loop: `rollout_fragment_length`, or
+        "auto": the train batch over every env (`num_env_runners` x `num_envs_per_env_runner`)."""
+        cfg = self.config
+        if cfg.rollout_fragment_length == "auto":
+            return max(1, cfg.batch_size() // self.runner.num_envs)
+        return int(cfg.rollout_fragment_length)
+
+    def _check_sequence_settings(self) -> None:
+        """A stateful module trains on chunks of `max_seq_len` steps (`sequence_batch`, as the jit path):
+        the rollout must split into whole chunks."""
+        seq_len, steps = self.module.config().max_seq_len, self._rollout_length()
+        if steps % seq_len:
+            raise ValueError(
+                f"rollout_fragment_length: a recurrent module (use_lstm) trains on sequences of max_seq_len={seq_len} "
+                f"steps, so each env's rollout must be a multiple of {seq_len}; got {steps} steps per env "
+                f"(rollout_fragment_length={self.config.rollout_fragment_length!r}, "
+                f"{self.runner.num_envs} envs, train batch {self.config.batch_size()}): set "
+                f"env_runners(rollout_fragment_length=k * {seq_len}) or a matching max_seq_len")
 
     def _multi_spec(self, obs_space: Any, act_space: Any) -> MultiRLModuleSpec:
         """Sub-specs with spaces filled in: observation spaces everywhere, action spaces for
@@ -102,6 +134,11 @@ class PPO(Algorithm):
         self.multi_spec = self._multi_spec(obs_space, act_space)
         self.module = self.multi_spec.build()
         self.policy_ids = [m for m in self.module.keys() if self.module[m].action_space is not None]
+        stateful = [m for m in self.policy_ids if self.module[m].is_stateful()]
+        if stateful:
+            raise ValueError(f"model_config use_lstm: the multi-agent host loop trains stateless modules only; modules "
+                             f"{stateful} are stateful (recurrent): expected use_lstm=False for multi_agent() configs "
+                             "(recurrent PPO trains on single-agent envs, gymnasium or gymnax)")
         required = cfg.get_default_learner_class().rl_module_required_apis()
         for mid in self.policy_ids:
             check_required_apis(self.module[mid], required, mid)
@@ -139,6 +176,11 @@ class PPO(Algorithm):
         else:
             connector = self.runner.connector
             last = connector(last_obs) if connector is not None else last_obs
+            if Columns.STATE_IN in traj:  # a stateful module: the jit path's sequence batching
+                T, N = traj[Columns.REWARDS].shape[:2]
+                batch = sequence_batch(learner, learner.params_of(state), traj, last, cfg, self.module.config().max_seq_len)
+                state, metrics = learner.update(state, batch, rng, num_minibatches=sequence_minibatches(cfg, T, N))
+                return state, metrics, nonfinite_code({"metrics": metrics, "params": learner.params_of(state)})
             batch = single_agent_batch(learner, learner.params_of(state), traj, last, cfg)
         state, metrics = learner.update(state, batch, rng)
         return state, metrics, nonfinite_code({"metrics": metrics, "params": learner.params_of(state)})
@@ -169,7 +211,7 @@ class PPO(Algorithm):
                     "learners": {DEFAULT_MODULE_ID: _floats(metrics, skip=("episode_return_mean", "num_episodes",
                                                                            "num_env_steps_sampled_lifetime"))}}
         rng, k_sample, k_update = jax.random.split(self.rng, 3)
-        steps = cfg.rollout_length() if self.mode == "host" else max(1, cfg.batch_size() // len(self.runner.agents))
+        steps = self._rollout_length() if self.mode == "host" else max(1, cfg.batch_size() // len(self.runner.agents))
         with at_iteration(iteration):
             traj, last_obs, finished = self.runner.sample(self.act, self.learner.params_of(self.learner_state), k_sample, steps)
         learner_state, metrics, code = self._update_fn(self.learner_state, traj, last_obs, k_update)
@@ -211,6 +253,13 @@ class PPO(Algorithm):
         runner = self.jax_ppo.runner
         return evaluate_gymnax(runner.env, runner.env_params, self.module, self._params(), episodes, seed=seed,
                                obs_fn=runner.obs_fn, to_env=runner.to_env, cache=self._eval_cache)
+
+    def stop(self) -> None:
+        """Closes the host loop's envs (and their worker processes, `num_env_runners > 0`); idempotent."""
+        runner = getattr(self, "runner", None)
+        if runner is not None and hasattr(runner, "close"):
+            runner.close()
+        super().stop()
 
     # ----------------------------------------------------------------- state
     def _params(self) -> Any:
