@@ -59,7 +59,8 @@ def base(tmp_path_factory):
             "algo": algo.save_to_path(root / "algo")}
     algo_meta = json.loads((root / "algo" / "algorithm.json").read_text())
     yield dict(module=module, params=params, multi=multi, multi_params=multi_params, algo=algo, base_dirs=dirs,
-               num_leaves=algo_meta["num_leaves"], leaf0=algo_meta["state"]["leaf_00000"])
+               num_leaves=algo_meta["num_leaves"], leaf0_name=next(iter(algo_meta["state"])),
+               leaf0=next(iter(algo_meta["state"].values())))
     algo.stop()
 
 
@@ -184,7 +185,7 @@ def algo_restore(c, path):
 
 def state_leaf0(entry):
     def change(meta):
-        meta["state"]["leaf_00000"] = entry
+        meta["state"][next(iter(meta["state"]))] = entry
     return algo_edit(change)
 
 
@@ -368,11 +369,12 @@ CASES = {
     "algo/num_leaves_str": (ValueError, algo_edit(setitem("num_leaves", "28")), ["'num_leaves'", "an int >= 0", "'28'"]),
     "algo/state_not_dict": (ValueError, algo_edit(setitem("state", [])), ["'state'", "a dict of {num_leaves}", "[] (list)"]),
     "algo/state_entry_bad": (ValueError, state_leaf0({"shape": "()", "dtype": "int64"}),
-                             ["state['leaf_00000']", "'shape': [non-negative ints]", "'()'"]),
+                             ["state['{leaf0_name}']", "'shape': [non-negative ints]", "'()'"]),
     "algo/state_shape_edited": (ValueError, state_leaf0({"path": "x", "shape": [99], "dtype": "int64"}),
-                                ["algorithm.json", "leaf_00000", "shape (99,)", "expects shape {leaf0_shape}"]),
+                                ["algorithm.json", "state array {leaf0_name} has shape (99,)", "expects shape {leaf0_shape}",
+                                 "different config"]),
     "algo/state_dtype_edited": (ValueError, state_leaf0({"path": "x", "shape": [], "dtype": "float16"}),
-                                ["leaf_00000", "float16", "{leaf0_dtype}"]),
+                                ["state array {leaf0_name} has shape () float16", "{leaf0_dtype}"]),
     "algo/state_dir_missing": (ValueError, rm("algo", "algorithm_state", algo_restore),
                                [f"{T}/algo", "cannot read algorithm_state", "not found"]),
     "algo/not_an_algorithm_checkpoint": (ValueError, lambda c: (lambda p: lambda: c.algo.restore_from_path(p))(c.copy("single")),
@@ -397,7 +399,8 @@ def test_bad_checkpoint_input(name, base, tmp_path, monkeypatch):
     fragments = list(fragments)
     c = Ctx(base, tmp_path, monkeypatch)
     fn = build(c)
-    values = {"{tmp}": str(tmp_path), "{num_leaves}": str(c.num_leaves), "{leaf0_shape}": str(tuple(c.leaf0["shape"])),
+    values = {"{tmp}": str(tmp_path), "{num_leaves}": str(c.num_leaves), "{leaf0_name}": c.leaf0_name,
+              "{leaf0_shape}": str(tuple(c.leaf0["shape"])),
               "{leaf0_dtype}": c.leaf0["dtype"]}
     for i, f in enumerate(fragments):
         for k, v in values.items():

@@ -16,62 +16,10 @@ from typing import Any, Optional
 import jax
 import numpy as np
 
+from jaxrl_modules.algorithms.state_io import STATE_FORMAT, check_index, read_state, save_state, state_meta
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
 
 COMPONENT_PREFIX = "learner_group/learner/rl_module"
-
-
-def _is_key(x: Any) -> bool:
-    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-def _to_numpy_leaves(tree: Any) -> tuple[dict, Any]:
-    """Leaves as numpy arrays keyed by index (typed PRNG keys as their raw key data)."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    out = {}
-    for i, x in enumerate(leaves):
-        out[f"leaf_{i:05d}"] = np.asarray(jax.random.key_data(x) if _is_key(x) else x)
-    return out, treedef
-
-
-def _saved_shape_dtype(x: Any) -> tuple[tuple, Any]:
-    """Shape and dtype of a state leaf as saved (key data for typed keys), without copying it to the host."""
-    x = jax.random.key_data(x) if _is_key(x) else x
-    return tuple(np.shape(x)), jax.numpy.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
-
-
-def _state_spec(tree: Any) -> dict:
-    """`{leaf_XXXXX: {"path", "shape", "dtype"}}` of the state as saved: algorithm.json's readable index."""
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    spec = {}
-    for i, (path, x) in enumerate(flat):
-        shape, dtype = _saved_shape_dtype(x)
-        spec[f"leaf_{i:05d}"] = {"path": jax.tree_util.keystr(path), "shape": list(shape), "dtype": str(dtype)}
-    return spec
-
-
-def _from_numpy_leaves(stored: dict, like: Any, where: str = "Algorithm checkpoint") -> Any:
-    flat, treedef = jax.tree_util.tree_flatten_with_path(like)
-    if len(stored) != len(flat):
-        raise ValueError(f"{where} holds {len(stored)} state arrays; this algorithm expects {len(flat)} "
-                         "(was it saved with a different config?)")
-    restored = []
-    for i, (path, x) in enumerate(flat):
-        key = f"leaf_{i:05d}"
-        if key not in stored:
-            raise ValueError(f"{where} lacks state array {key} (state{jax.tree_util.keystr(path)}); it has {sorted(stored)[:5]}")
-        value = np.asarray(stored[key])
-        shape, dtype = _saved_shape_dtype(x)
-        if tuple(value.shape) != shape:
-            raise ValueError(f"{where} state array {i} (state{jax.tree_util.keystr(path)}) has shape {tuple(value.shape)}; "
-                             f"this algorithm expects {shape} (was it saved with a different config?)")
-        if _is_key(x):
-            restored.append(jax.random.wrap_key_data(value.astype(dtype), impl=jax.random.key_impl(x)))
-        elif isinstance(x, jax.Array):
-            restored.append(jax.numpy.asarray(value, dtype=x.dtype))
-        else:  # host-side numpy state (counters) stays numpy, keeping e.g. int64
-            restored.append(np.asarray(value, dtype=dtype))
-    return jax.tree_util.tree_unflatten(treedef, restored)
 
 
 def _bad(where: str, expected: str, got: Any) -> None:
@@ -114,7 +62,9 @@ def _read_algorithm_json(path: Path) -> dict:
         for key, entry in state.items():
             if not (isinstance(entry, dict) and isinstance(entry.get("shape"), list) and isinstance(entry.get("dtype"), str)
                     and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in entry["shape"])):
-                _bad(f"{where} state[{key!r}]", "{'path': str, 'shape': [non-negative ints], 'dtype': str}", entry)
+                _bad(f"{where} state[{key!r}]", "{'shape': [non-negative ints], 'dtype': str}", entry)
+    if "state_format" in meta and meta["state_format"] != STATE_FORMAT:  # absent: the old leaf_NNNNN layout
+        _bad(f"{where} key 'state_format'", f"{STATE_FORMAT!r} (or absent in older checkpoints)", meta["state_format"])
     if "env" in meta:
         _check_env_entry(meta["env"], where)
     _check_carried_returns(meta, where)
@@ -290,8 +240,6 @@ class Algorithm:
 
     def _checkpoint_writer(self) -> Any:
         """A function of a folder that writes this algorithm's checkpoint into it (state captured now)."""
-        import orbax.checkpoint as ocp
-
         from jaxrl_modules.atomic_dir import new_save_id
         from jaxrl_modules.checkpoint import _write_json, _write_module, check_params
 
@@ -302,18 +250,14 @@ class Algorithm:
         carried = self._carried_returns()
 
         def write(tmp: Path) -> None:
-            leaves, _ = _to_numpy_leaves(state)
-            with ocp.StandardCheckpointer() as ckptr:
-                ckptr.save(tmp / "algorithm_state", leaves)
-                ckptr.wait_until_finished()
+            save_state(tmp, state)
             modules = self.module.items() if self._is_multi() else [(DEFAULT_MODULE_ID, self.module)]
             for mid, sub in modules:
                 target = tmp / COMPONENT_PREFIX / mid
                 target.mkdir(parents=True)
                 _write_module(sub, params[mid] if self._is_multi() else params, target)
             _write_json(tmp / "algorithm.json", {"algorithm": type(self).__name__, "iteration": self.iteration,
-                                                 "num_leaves": len(leaves), "save_id": new_save_id(),
-                                                 "state": _state_spec(state), "env": env, **carried})
+                                                 "save_id": new_save_id(), **state_meta(state), "env": env, **carried})
 
         return write
 
@@ -415,36 +359,14 @@ class Algorithm:
         self._set_carried_returns(meta)
 
     def _read_state(self, path: Path) -> tuple[Any, int, dict]:
-        import orbax.checkpoint as ocp
-
+        """The state, iteration and algorithm.json of the checkpoint at `path`, every array checked
+        against this algorithm's state (`state_io`; old `leaf_NNNNN` checkpoints too)."""
         meta = _read_algorithm_json(path)
-        where = f"Checkpoint file {str(path / 'algorithm.json')!r}"
         if meta["algorithm"] != type(self).__name__:
             raise ValueError(f"Checkpoint {str(path)!r} is of a {meta['algorithm']}; this is a {type(self).__name__}")
         like = self._state()
-        expected = _state_spec(like)
-        if meta["num_leaves"] != len(expected):
-            raise ValueError(f"{where} says the checkpoint holds {meta['num_leaves']} state arrays (num_leaves); this "
-                             f"algorithm has {len(expected)} (was it saved with a different config?)")
-        for key, entry in (meta.get("state") or {}).items():
-            want = expected.get(key)
-            if want is None or list(entry["shape"]) != want["shape"] or entry["dtype"] != want["dtype"]:
-                got = f"shape {tuple(entry['shape'])} {entry['dtype']}"
-                wanted = f"shape {tuple(want['shape'])} {want['dtype']} at {want['path']}" if want else "no such array"
-                raise ValueError(f"{where} state array {key} ({entry.get('path', '?')}) has {got}; this algorithm expects "
-                                 f"{wanted} (was it saved with a different config?)")
-        target = {k: jax.ShapeDtypeStruct(tuple(v["shape"]), jax.numpy.dtype(v["dtype"])) for k, v in expected.items()}
-        try:
-            with ocp.StandardCheckpointer() as ckptr:
-                stored = ckptr.restore(path / "algorithm_state", target)
-        except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, AssertionError) as err:
-            raise ValueError(f"Corrupt algorithm checkpoint {str(path)!r}: cannot read algorithm_state/ "
-                             f"({type(err).__name__}: {err})") from None
-        if not isinstance(stored, dict):
-            _bad(f"{str(path / 'algorithm_state')!r}", f"a dict of {len(target)} state arrays", stored)
-        state = _from_numpy_leaves({k: np.asarray(v) for k, v in stored.items()}, like,
-                                   f"Algorithm checkpoint {str(path / 'algorithm_state')!r}")
-        return state, meta["iteration"], meta
+        legacy = check_index(meta, like, f"Checkpoint file {str(path / 'algorithm.json')!r}")
+        return read_state(path, like, legacy), meta["iteration"], meta
 
     def stop(self) -> None:
         """Closes envs."""
