@@ -100,10 +100,9 @@ class AlgorithmConfig:
                 f"lr_schedule={self.lr_schedule!r} needs the total number of training iterations, and none is known: "
                 "set training(total_iterations=N) (build_train_fn(num_iterations) and the command line's "
                 "--iterations set it for you); got total_iterations=None")
-        if self.policies_to_train is not None and (
-                callable(self.policies_to_train) or set(self.policies_to_train) != set(self.policy_ids())):
-            v.fail("policies_to_train", f"None or every policy {sorted(self.policy_ids())} (training a subset is not "
-                   "implemented: every policy trains)", self.policies_to_train)
+        known = self.known_module_ids()
+        if known is not None:
+            check_policies_to_train(self.policies_to_train, known)
         self._validate_default_model_config()
 
     def _check_minibatch_size(self) -> None:
@@ -151,13 +150,14 @@ class AlgorithmConfig:
 
     def env_runners(self, *, num_envs_per_env_runner: Any = _NOT_PROVIDED, rollout_fragment_length: Any = _NOT_PROVIDED,
                     env_to_module_connector: Any = _NOT_PROVIDED, num_env_runners: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
-        """`num_env_runners` is checked (an int >= 0) and otherwise ignored: one process samples."""
+        """`num_env_runners` (an int >= 0, default 0): the single-agent gymnasium host loops (PPO, DQN, SAC)
+        step `max(1, num_env_runners) * num_envs_per_env_runner` envs, each in a worker process when it is
+        >= 1 (gymnasium's AsyncVectorEnv); 0 steps them in this process. A "auto" rollout_fragment_length
+        keeps the train batch (it is split over all those envs). The gymnax (all-in-jit) and multi-agent
+        loops reject num_env_runners > 0 when they build: use num_envs_per_env_runner there."""
         given = dict(num_envs_per_env_runner=num_envs_per_env_runner, rollout_fragment_length=rollout_fragment_length,
                      env_to_module_connector=env_to_module_connector, num_env_runners=num_env_runners)
-        given = {k: val for k, val in given.items() if val is not _NOT_PROVIDED}
-        if "num_env_runners" in given:
-            self.settings_table()["num_env_runners"]("num_env_runners", given.pop("num_env_runners"))
-        self._set(**given)
+        self._set(**{k: val for k, val in given.items() if val is not _NOT_PROVIDED})
         return self
 
     def rl_module(self, *, model_config: Any = _NOT_PROVIDED, rl_module_spec: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
@@ -274,6 +274,19 @@ class AlgorithmConfig:
         spec.model_config = self.merged_model_config(spec.model_config)
         return spec
 
+    def known_module_ids(self) -> Optional[list[str]]:
+        """The ModuleIDs the module will have, where the config alone tells: the policies, plus the
+        sub-specs of a MultiRLModuleSpec given as a dict (e.g. a shared encoder); None when only the
+        env tells (a MultiRLModuleSpec without `policies`: its ids are checked when the learner builds)."""
+        from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+
+        spec = self.rl_module_spec
+        if isinstance(spec, MultiRLModuleSpec):
+            if isinstance(spec.rl_module_specs, dict):
+                return list(dict.fromkeys([*spec.rl_module_specs, *(self.policy_ids() if self.policies is not None else [])]))
+            return self.policy_ids()  # one spec shared by every listed policy (or default_policy)
+        return self.policy_ids()
+
     def policy_ids(self) -> list[str]:
         if self.policies is None:
             return [DEFAULT_MODULE_ID]
@@ -298,16 +311,42 @@ def _policies_check() -> v.Check:
     return v.validator(expected, check)
 
 
+_POLICIES_TO_TRAIN = "None (train every module) or a non-empty collection (set/list/tuple) of ModuleIDs (str)"
+
+
 def _policies_to_train_check() -> v.Check:
-    expected = "None, a collection of policy ids (str), or a callable (module_id, batch) -> bool"
+    """RLlib's `multi_agent(policies_to_train=...)`: None, or the ModuleIDs to update. RLlib's callable
+    form `(module_id, batch) -> bool` is refused: the update is one jitted function, so which modules
+    it updates is fixed when it is built and cannot depend on the batch."""
 
     def check(name: str, value: Any) -> Any:
-        if value is None or callable(value):
-            return value
+        if value is None:
+            return None
+        if callable(value):
+            v.fail(name, f"{_POLICIES_TO_TRAIN}; the callable form (module_id, batch) -> bool is not supported (the "
+                   "jitted update fixes which modules it trains when it is built): list the ModuleIDs instead",
+                   value, TypeError)
         if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple)):
-            v.fail(name, expected, value, TypeError)
-        if any(not isinstance(p, str) for p in value):
-            v.fail(name, expected, value, TypeError)
+            v.fail(name, _POLICIES_TO_TRAIN, value, TypeError)
+        bad = [p for p in value if not isinstance(p, str)]
+        if bad:
+            v.fail(name, f"{_POLICIES_TO_TRAIN}; {bad[0]!r} is not a str", value, TypeError)
+        if not value:
+            v.fail(name, f"{_POLICIES_TO_TRAIN}, not empty (to train nothing, do not call train())", value)
         return value
 
-    return v.validator(expected, check)
+    return v.validator(_POLICIES_TO_TRAIN, check)
+
+
+def check_policies_to_train(value: Any, known: Any) -> list[str]:
+    """The ModuleIDs of `known` that `policies_to_train` (None: all of them) selects, in `known`'s
+    order; a ValueError naming the setting, the unknown ids and the known ones otherwise."""
+    known = list(known)
+    value = _policies_to_train_check()("policies_to_train", value)
+    if value is None:
+        return known
+    unknown = [m for m in value if m not in known]
+    if unknown:
+        v.fail("policies_to_train", f"{_POLICIES_TO_TRAIN}, each one of the known ModuleIDs {known} (unknown: "
+               f"{sorted(unknown)})", value)
+    return [m for m in known if m in set(value)]

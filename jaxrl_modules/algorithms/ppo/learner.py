@@ -3,6 +3,12 @@
 One optax optimizer covers the whole params pytree (a dict keyed by ModuleID for
 multi-module setups), so a shared encoder gets one update per step. The state is a
 NamedTuple, as in optax: `init(params) -> state`, `update(state, batch, rng) -> (state, metrics)`.
+
+`multi_agent(policies_to_train=[...])` (RLlib's setting) trains only the listed modules: the others
+still act (their params are in the state and used for values and actions) but are left out of the
+loss, the gradient and the optimizer, so their params and KL coefficients stay exactly as they were,
+and the learner metrics have entries for the trained modules only. A module that is not a policy
+(e.g. a custom MultiRLModule's shared encoder) is a module too: it trains only when listed.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
 from jaxrl_modules.algorithms.optim import learning_rate, optimizer_for, optimizer_metrics
 from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
@@ -65,7 +72,10 @@ class PPOLearner:
     def rl_module_required_apis(cls) -> list[type]:
         return [ValueFunctionAPI]
 
-    def __init__(self, module: Any, config: Any, module_ids: Optional[list] = None):
+    def __init__(self, module: Any, config: Any, module_ids: Optional[list] = None, *, train_all: bool = False):
+        """`module_ids`: the policies (modules with a loss; default: those with an action space).
+        `config.policies_to_train` (None: all) picks the modules updated, checked against the module's
+        ids; `train_all=True` ignores it (a StackedPPOLearner's per-policy learner: it picks itself)."""
         from jaxrl_modules.multi_rl_module import MultiRLModule
 
         self.module = module
@@ -73,6 +83,12 @@ class PPOLearner:
         self.is_multi = isinstance(module, MultiRLModule)
         self.module_ids = list(module_ids) if module_ids is not None else (
             [m for m in module.keys() if module[m].action_space is not None] if self.is_multi else ["default_policy"])
+        known = list(module.keys()) if self.is_multi else ["default_policy"]
+        trained = known if train_all else check_policies_to_train(getattr(config, "policies_to_train", None), known)
+        # Modules whose params the update leaves exactly as they are (never the single-agent module: the
+        # config requires policies_to_train to name at least one module).
+        self.frozen_ids = [m for m in known if m not in trained] if self.is_multi else []
+        self.trained_ids = [m for m in self.module_ids if m in trained]
         self.train_fn = module.phase_fn("train")
         # Updates per iteration for lr_schedule: epochs x minibatches of one rollout's batch.
         steps_per_iter = config.num_epochs * config.num_minibatches(config.rollout_length() * config.num_envs_per_env_runner)
@@ -80,8 +96,16 @@ class PPOLearner:
         self.lr = learning_rate(config, steps_per_iter)
 
     def init(self, params: Any) -> LearnerState:
+        """Optimizer state over the trained modules' params (all of them unless `policies_to_train`
+        leaves some out); a KL coefficient per policy."""
         kl = {mid: jnp.asarray(self.config.kl_coeff, jnp.float32) for mid in self.module_ids}
-        return LearnerState(params, self.optimizer.init(params), kl)
+        return LearnerState(params, self.optimizer.init(self._trainable(params)), kl)
+
+    def _trainable(self, params: Any) -> Any:
+        """The params the optimizer updates: all of them, less the frozen modules'."""
+        if not self.frozen_ids:
+            return params
+        return {mid: p for mid, p in params.items() if mid not in self.frozen_ids}
 
     def loss(self, params: Any, batch: dict, kl_coeff: dict) -> tuple:
         """Sum of the per-module PPO losses; `batch` is `{mid: [B] columns}` for multi-modules."""
@@ -115,15 +139,27 @@ class PPOLearner:
     def update(self, state: LearnerState, batch: dict, rng: jax.Array,
                num_minibatches: Optional[int] = None) -> tuple[LearnerState, dict]:
         """`num_epochs` passes of shuffled minibatches over `batch` (leaves `[B, ...]`), then the
-        adaptive KL-coefficient step. Pure and jittable."""
+        adaptive KL-coefficient step. Pure and jittable.
+
+        Multi-module: only the modules of `policies_to_train` are updated; the batches of the others
+        are dropped, their params, optimizer state and KL coefficients returned unchanged, and the
+        metrics (`{module_id: {...}}`) are reported for the trained modules only."""
         cfg = self.config
+        frozen = {}
+        if self.frozen_ids:
+            batch = {mid: b for mid, b in batch.items() if mid not in self.frozen_ids}
+            frozen = {mid: state.params[mid] for mid in self.frozen_ids}
+            if not batch:  # only non-policy modules are trained: no loss reaches them
+                return state, {}
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
-        params, opt_state, metrics = minibatch_epochs(
-            lambda p, mb: self.loss(p, mb, state.kl_coeff), self.optimizer, state.params, state.opt_state, batch, rng,
-            cfg.num_epochs, num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch, self._step_metrics)
+        trainable, opt_state, metrics = minibatch_epochs(
+            lambda p, mb: self.loss({**frozen, **p} if frozen else p, mb, state.kl_coeff), self.optimizer,
+            self._trainable(state.params), state.opt_state, batch, rng, cfg.num_epochs,
+            num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch, self._step_metrics)
+        params = {mid: frozen.get(mid, trainable.get(mid)) for mid in state.params} if frozen else trainable
         kl_coeff = dict(state.kl_coeff)
         if cfg.use_kl_loss:
-            for mid in kl_coeff:
+            for mid in (metrics if self.is_multi else kl_coeff):
                 kl = (metrics[mid] if self.is_multi else metrics)["mean_kl_loss"]
                 kl_coeff[mid] = jnp.where(kl > 2 * cfg.kl_target, kl_coeff[mid] * 1.5,
                                           jnp.where(kl < 0.5 * cfg.kl_target, kl_coeff[mid] * 0.5, kl_coeff[mid]))

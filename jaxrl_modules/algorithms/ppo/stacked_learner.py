@@ -3,6 +3,10 @@
 Params, optimizer states and KL coefficients carry a leading module axis; each policy has
 its own Adam state and gradient clipping, exactly as N separate learners would, but all N
 updates compile once and run in one call.
+
+With `multi_agent(policies_to_train=[...])` only the listed policies' slices of the stacked state are
+updated (gathered, updated, scattered back); the others keep their params, optimizer state and KL
+coefficient exactly, and the metrics have entries for the trained policies only.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import numpy as np
 
+from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
 from jaxrl_modules.algorithms.ppo.learner import LearnerState, PPOLearner, values_of
 from jaxrl_modules.stacked import stack_trees, unstack_tree
 
@@ -22,7 +28,11 @@ class StackedPPOLearner:
         self.module = multi
         self.module_ids = list(module_ids)
         self.is_multi = True
-        self.single = PPOLearner(multi[self.module_ids[0]], config)
+        self.single = PPOLearner(multi[self.module_ids[0]], config, train_all=True)
+        trained = check_policies_to_train(getattr(config, "policies_to_train", None), list(multi.keys()))
+        self.trained_ids = [m for m in self.module_ids if m in trained]
+        self.frozen_ids = [m for m in self.module_ids if m not in trained]
+        self._trained_index = np.asarray([self.module_ids.index(m) for m in self.trained_ids], np.int32)
 
     def init(self, params: dict) -> LearnerState:
         return jax.vmap(self.single.init)(stack_trees([params[m] for m in self.module_ids]))
@@ -39,7 +49,18 @@ class StackedPPOLearner:
         return dict(zip(self.module_ids, unstack_tree(values, len(self.module_ids))))
 
     def update(self, state: LearnerState, batch: dict, rng: jax.Array) -> tuple[LearnerState, dict]:
-        stacked = stack_trees([batch[m] for m in self.module_ids])
+        """Each trained policy's PPO update (the same, key included, as when every policy trains);
+        metrics `{module_id: {...}}` for the trained policies only."""
         keys = jax.random.split(rng, len(self.module_ids))
-        state, metrics = jax.vmap(self.single.update)(state, stacked, keys)
-        return state, dict(zip(self.module_ids, unstack_tree(metrics, len(self.module_ids))))
+        if not self.frozen_ids:
+            stacked = stack_trees([batch[m] for m in self.module_ids])
+            state, metrics = jax.vmap(self.single.update)(state, stacked, keys)
+            return state, dict(zip(self.module_ids, unstack_tree(metrics, len(self.module_ids))))
+        if not self.trained_ids:
+            return state, {}
+        idx = self._trained_index
+        stacked = stack_trees([batch[m] for m in self.trained_ids])
+        sub = jax.tree_util.tree_map(lambda x: x[idx], state)
+        sub, metrics = jax.vmap(self.single.update)(sub, stacked, keys[idx])
+        state = jax.tree_util.tree_map(lambda x, y: x.at[idx].set(y), state, sub)
+        return state, dict(zip(self.trained_ids, unstack_tree(metrics, len(self.trained_ids))))
