@@ -1,13 +1,17 @@
 """Algorithm-specific RLModule APIs, as mixins a module declares (RLlib's `apis`).
 
 An author implements the bound hook (`_compute_values`, `_compute_q_values`,
-`_forward_target`, ...) on the RLModule subclass; the mixin supplies the public, pure,
-jitted function of `(params, batch, ...)`, built once per module instance.
+`_forward_target`, ...) on the RLModule subclass; the mixin supplies, in the style of
+`RLModule.phase_fn`, the pure un-jitted function (`compute_values_fn()`,
+`compute_q_values_fn()`, `forward_target_fn()`) that learners call inside their own jitted,
+differentiated losses, and the public jitted method (`compute_values`, `compute_q_values`,
+`forward_target`), a one-line wrapper around it built once per module instance. Learners
+never call the hooks by name (`apply(..., method="_...")`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import jax
 import optax
@@ -20,15 +24,20 @@ class ValueFunctionAPI:
     def _compute_values(self, batch: dict, embeddings: Optional[Any] = None) -> jax.Array:
         raise NotImplementedError(f"{type(self).__name__} declares ValueFunctionAPI but lacks _compute_values")
 
-    def compute_values(self, params: Any, batch: dict, embeddings: Optional[Any] = None) -> jax.Array:
-        """Value predictions `[B]` (`[B, T]` for stateful modules); pass the forward_train
-        output's EMBEDDINGS to reuse them instead of encoding again."""
-        def fn(params, batch, embeddings):
+    def compute_values_fn(self) -> Callable[..., jax.Array]:
+        """The pure, un-jitted `(params, batch, embeddings=None) -> [B]` behind `compute_values`
+        (for a learner's jitted loss, vmap and grad); batch and params are checked when traced."""
+        def fn(params: Any, batch: dict, embeddings: Optional[Any] = None) -> jax.Array:
             self._validate_batch(batch)
             self._check_params(params, "compute_values")
             return self.apply({"params": params}, batch, embeddings, method="_compute_values")
 
-        return self._cached(("compute_values",), lambda: jax.jit(fn))(params, batch, embeddings)
+        return fn
+
+    def compute_values(self, params: Any, batch: dict, embeddings: Optional[Any] = None) -> jax.Array:
+        """Value predictions `[B]` (`[B, T]` for stateful modules); pass the forward_train
+        output's EMBEDDINGS to reuse them instead of encoding again."""
+        return self._cached(("compute_values",), lambda: jax.jit(self.compute_values_fn()))(params, batch, embeddings)
 
 
 class QNetAPI:
@@ -37,13 +46,19 @@ class QNetAPI:
     def _compute_q_values(self, batch: dict) -> dict:
         raise NotImplementedError(f"{type(self).__name__} declares QNetAPI but lacks _compute_q_values")
 
-    def compute_q_values(self, params: Any, batch: dict) -> dict:
-        def fn(params, batch):
+    def compute_q_values_fn(self) -> Callable[[Any, dict], dict]:
+        """The pure, un-jitted `(params, batch) -> {"qf_preds": ...}` behind `compute_q_values`
+        (differentiable in params: SAC's actor loss calls it)."""
+        def fn(params: Any, batch: dict) -> dict:
             self._validate_batch(batch)
             self._check_params(params, "compute_q_values")
             return self.apply({"params": params}, batch, method="_compute_q_values")
 
-        return self._cached(("compute_q_values",), lambda: jax.jit(fn))(params, batch)
+        return fn
+
+    def compute_q_values(self, params: Any, batch: dict) -> dict:
+        """Q values of `batch` under `params` (jitted `compute_q_values_fn()`)."""
+        return self._cached(("compute_q_values",), lambda: jax.jit(self.compute_q_values_fn()))(params, batch)
 
     def compute_advantage_distribution(self, params: Any, batch: dict) -> dict:
         return self.compute_q_values(params, batch)
@@ -61,13 +76,18 @@ class TargetNetworkAPI:
         """The initial target params: a copy of the main params (RLlib's deepcopy)."""
         return jax.tree_util.tree_map(lambda x: x.copy(), params)
 
-    def forward_target(self, target_params: Any, batch: dict) -> dict:
-        def fn(target_params, batch):
+    def forward_target_fn(self) -> Callable[[Any, dict], dict]:
+        """The pure, un-jitted `(target_params, batch) -> dict` behind `forward_target`."""
+        def fn(target_params: Any, batch: dict) -> dict:
             self._validate_batch(batch)
             self._check_params(target_params, "forward_target")
             return self.apply({"params": target_params}, batch, method="_forward_target")
 
-        return self._cached(("forward_target",), lambda: jax.jit(fn))(target_params, batch)
+        return fn
+
+    def forward_target(self, target_params: Any, batch: dict) -> dict:
+        """The target network's output on `batch["obs"]` (jitted `forward_target_fn()`)."""
+        return self._cached(("forward_target",), lambda: jax.jit(self.forward_target_fn()))(target_params, batch)
 
     @staticmethod
     def update_target_params(params: Any, target_params: Any, tau: float) -> Any:

@@ -66,15 +66,17 @@ def _config_to_json(config: Any) -> Any:
     return _jsonable(config)
 
 
-def _config_from_json(data: Any, where: str) -> Any:
+def _config_from_json(data: Any, where: str, config_cls: type = DefaultModelConfig) -> Any:
+    """`config_cls`: the module class's `model_config_class` (a DefaultModelConfig subclass with
+    the algorithm's settings, e.g. DQN's), else DefaultModelConfig."""
     if isinstance(data, dict) and "__DefaultModelConfig__" in data:
         fields = data["__DefaultModelConfig__"]
         if not isinstance(fields, dict):
-            _bad(where, "a dict of DefaultModelConfig fields", fields)
+            _bad(where, f"a dict of {config_cls.__name__} fields", fields)
         try:
-            return DefaultModelConfig(**fields)
+            return config_cls(**fields)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{where} is not a valid DefaultModelConfig: {err}") from None
+            raise ValueError(f"{where} is not a valid {config_cls.__name__}: {err}") from None
     return data
 
 
@@ -304,7 +306,10 @@ def _load_class(path: Path, meta: dict) -> tuple[type, Any]:
     where = f"Checkpoint file {str(path / 'metadata.json')!r} key 'model_config'"
     if pickled and "model_config" in pickled:
         return cls, pickled["model_config"]
-    return cls, _config_from_json(meta.get("model_config"), where)
+    config_cls = getattr(cls, "model_config_class", DefaultModelConfig)
+    if not (isinstance(config_cls, type) and issubclass(config_cls, DefaultModelConfig)):
+        config_cls = DefaultModelConfig
+    return cls, _config_from_json(meta.get("model_config"), where, config_cls)
 
 
 def _restore_tree(path: Path, abstract: Any) -> Any:

@@ -42,10 +42,6 @@ def _activation_key(name: str) -> str:
 
 _ACTIVATION_KEYS = {_activation_key(k): k for k in _ACTIVATIONS}
 
-# Settings RLlib's algorithms auto-include into a default module's model config (DQN's
-# double_q/dueling/epsilon, SAC's twin_q): accepted beside the DefaultModelConfig fields.
-ALGORITHM_MODEL_KEYS = ("double_q", "dueling", "epsilon", "twin_q")
-
 # Initializer names that are initializers themselves; every other name is a factory.
 _DIRECT_INITIALIZERS = ("zeros", "ones")
 _INITIALIZER_FACTORIES = (
@@ -195,32 +191,49 @@ class DefaultModelConfig:
         object.__setattr__(self, "lstm_cell_size", integer(1)("lstm_cell_size", self.lstm_cell_size))
 
     @classmethod
-    def from_any(cls, config: Union["DefaultModelConfig", Mapping, None],
-                 extra_keys: tuple = ALGORITHM_MODEL_KEYS) -> "DefaultModelConfig":
-        """Normalises a DefaultModelConfig, a (possibly frozen) mapping or None, for a default module.
+    def from_any(cls, config: Union["DefaultModelConfig", Mapping, None], extra_keys: tuple = ()) -> "DefaultModelConfig":
+        """Normalises a config object, a (possibly frozen) mapping or None into a `cls`, for a default module.
 
-        Missing keys take RLlib's defaults, as RLlib's Catalog does. A key that is neither a field
-        nor one of `extra_keys` (the algorithm settings RLlib auto-includes) is a ValueError with a
-        "did you mean" suggestion: a typo never silently falls back to a default. A custom module
-        that reads its own keys from the same dict passes them as `extra_keys`.
+        Missing keys take the class's defaults, as RLlib's Catalog does. A key that is neither a
+        field of `cls` nor one of `extra_keys` is a ValueError with a "did you mean" suggestion: a
+        typo never silently falls back to a default. Algorithm settings that RLlib auto-includes
+        into the model config (DQN's `epsilon`, SAC's `twin_q`) are fields of the algorithm's own
+        subclass (`DQNModelConfig`, `SACModelConfig`), which its default module normalises to; a
+        custom module that reads its own keys from the same dict passes them as `extra_keys`.
+        A config object of a base class of `cls` (a plain DefaultModelConfig given to DQN's module)
+        is extended with `cls`'s defaults; one of another subclass (SAC's given to DQN's) is a TypeError.
         """
         if config is None:
             return cls()
         if isinstance(config, cls):
             return config
+        if isinstance(config, DefaultModelConfig):
+            if issubclass(cls, type(config)):
+                return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+            raise TypeError(f"model_config must be a {cls.__name__}, a DefaultModelConfig, a dict or None; got a "
+                            f"{type(config).__name__} (the model config of another algorithm's module)")
         if not isinstance(config, Mapping):
-            raise TypeError(
-                f"model_config must be a DefaultModelConfig, a dict or None; got {type(config).__name__}"
-            )
+            what = "a DefaultModelConfig" if cls is DefaultModelConfig else f"a {cls.__name__}, a DefaultModelConfig"
+            raise TypeError(f"model_config must be {what}, a dict or None; got {type(config).__name__}")
         names = [f.name for f in dataclasses.fields(cls)]
         for key in config:
             if key not in names and key not in extra_keys:
                 close = difflib.get_close_matches(str(key), names + list(extra_keys), n=1, cutoff=0.6)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"Unknown model_config key {key!r} for a default module.{hint} "
-                                 f"Known keys: the DefaultModelConfig fields {names} and {list(extra_keys)}")
+                raise ValueError(f"Unknown model_config key {key!r} for a default module ({cls.__name__}).{hint} "
+                                 f"Known keys: the {cls.__name__} fields {names}"
+                                 + (f" and {list(extra_keys)}" if extra_keys else ""))
         kwargs = {k: _thaw(v) for k, v in config.items() if k in names}
         return cls(**kwargs)
+
+    @classmethod
+    def field_default(cls, name: str) -> Any:
+        """The default of field `name` (a fresh copy for list/dict defaults): the one place a
+        setting's default is declared, which algorithm configs read theirs from."""
+        field = {f.name: f for f in dataclasses.fields(cls)}.get(name)
+        if field is None:
+            fail("name", f"a field of {cls.__name__}", name)
+        return field.default_factory() if field.default is dataclasses.MISSING else field.default
 
     def to_dict(self) -> dict:
         """A plain dict of every field (JSON-friendly when initializers are names)."""

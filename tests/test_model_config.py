@@ -49,7 +49,11 @@ def test_initializers_by_name_with_kwargs():
 def test_from_any_reads_frozen_mappings():
     c = DefaultModelConfig.from_any({"fcnet_hiddens": (8,), "custom_key": 1}, extra_keys=("custom_key",))
     assert c.fcnet_hiddens == [8] and c.fcnet_activation == "tanh"
-    assert DefaultModelConfig.from_any({"epsilon": [[0, 0.5]], "twin_q": False}).fcnet_hiddens == [256, 256]
+    # Algorithm settings (DQN's epsilon, SAC's twin_q) are fields of the algorithms' own typed configs
+    # (tests/test_typed_model_configs.py), not keys the core accepts silently.
+    with pytest.raises(ValueError, match="Unknown model_config key 'epsilon'"):
+        DefaultModelConfig.from_any({"epsilon": [[0, 0.5]]})
+    assert DefaultModelConfig.from_any({"epsilon": [[0, 0.5]]}, extra_keys=("epsilon",)).fcnet_hiddens == [256, 256]
     with pytest.raises(ValueError, match="Unknown model_config key 'fcnet_hidens'.*Did you mean 'fcnet_hiddens'"):
         DefaultModelConfig.from_any({"fcnet_hidens": [8]})
     with pytest.raises(ValueError, match="at least one layer"):

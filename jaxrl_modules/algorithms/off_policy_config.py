@@ -32,8 +32,9 @@ class OffPolicyConfig(AlgorithmConfig):
 
     def merged_model_config(self, spec_config: Any = None) -> Any:
         base = spec_config if spec_config is not None else self.model_config
-        if isinstance(base, DefaultModelConfig):
-            return {**dataclasses.asdict(base), **self.model_config_auto_includes}
+        if isinstance(base, DefaultModelConfig):  # as RLlib: the model config's own values win over the
+            # auto-includes (only a typed DQNModelConfig/SACModelConfig object has fields of the same names)
+            return {**self.model_config_auto_includes, **dataclasses.asdict(base)}
         return super().merged_model_config(spec_config)
 
     def build_train_fn(self, num_iterations: int) -> TrainFn:

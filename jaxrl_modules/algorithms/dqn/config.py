@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 from jaxrl_modules import validation as v
+from jaxrl_modules.algorithms.dqn.module import DQNModelConfig
 from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
@@ -18,10 +19,11 @@ class DQNConfig(OffPolicyConfig):
         self.lr = 5e-4
         self.grad_clip = 40.0
         self.train_batch_size = 32
-        self.double_q = True
-        self.dueling = True
+        # The module settings RLlib auto-includes into the model config: defaults declared once, in DQNModelConfig.
+        self.double_q = DQNModelConfig.field_default("double_q")
+        self.dueling = DQNModelConfig.field_default("dueling")
+        self.epsilon = list(DQNModelConfig.field_default("epsilon"))
         self.n_step = 1
-        self.epsilon = [(0, 1.0), (10000, 0.05)]
         self.target_network_update_freq = 500
         self.tau = 1.0
         self.td_error_loss_fn = "huber"
@@ -51,6 +53,8 @@ class DQNConfig(OffPolicyConfig):
 
     @property
     def model_config_auto_includes(self) -> dict:  # type: ignore[override]
+        """RLlib's auto-includes, the DQNModelConfig fields that DQNConfig sets (`training(double_q=...,
+        dueling=..., epsilon=...)`); the default module parses them into its DQNModelConfig."""
         epsilon = v.schedule(0, 1)("epsilon", self.epsilon)
         return {"double_q": self.double_q, "dueling": self.dueling, "epsilon": [list(p) for p in epsilon]}
 

@@ -39,7 +39,8 @@ class DQNLearner:
 
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
-        self.train_fn = module.phase_fn("train")
+        self.train_fn = module.phase_fn("train")  # the module's pure functions, traced into the jitted update
+        self.target_fn = module.forward_target_fn()
         self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps, config.grad_clip_by)
 
     def init(self, params: Any) -> DQNLearnerState:
@@ -49,8 +50,7 @@ class DQNLearner:
     def loss(self, params: Any, target_params: Any, batch: dict) -> tuple:
         cfg = self.config
         fwd = self.train_fn(params, batch)
-        q_target = self.module.apply({"params": target_params}, {Columns.OBS: batch[Columns.NEXT_OBS]},
-                                     method="_forward_target")[QF_PREDS]
+        q_target = self.target_fn(target_params, {Columns.OBS: batch[Columns.NEXT_OBS]})[QF_PREDS]
         target = jax.lax.stop_gradient(td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_target,
                                                   fwd.get(QF_NEXT_PREDS) if cfg.double_q else None,
                                                   batch.get("discounts", cfg.gamma)))

@@ -3,8 +3,8 @@ exploration, greedy inference; target networks are a separate params pytree."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import gymnasium as gym
@@ -16,11 +16,30 @@ from jaxrl_modules.columns import Columns
 from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.models import Encoder, check_observation_space, make_head
 from jaxrl_modules.rl_module import RLModule
+from jaxrl_modules.validation import boolean, schedule
 
 QF_PREDS = "qf_preds"
 QF_NEXT_PREDS = "qf_next_preds"
 QF_TARGET_NEXT_PREDS = "qf_target_next_preds"
-DEFAULT_EPSILON = ((0, 1.0), (10000, 0.05))
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNModelConfig(DefaultModelConfig):
+    """DefaultModelConfig plus the DQN settings RLlib auto-includes into the model config, with
+    RLlib's defaults, declared here only (DQNConfig reads its defaults from these fields):
+    `double_q` (True), `dueling` (True) and `epsilon`, the exploration schedule
+    [(0, 1.0), (10000, 0.05)] of (lifetime env steps, epsilon) pairs (a bare number is a constant
+    schedule; stored as a tuple of (t, v) pairs)."""
+
+    double_q: bool = True
+    dueling: bool = True
+    epsilon: Any = ((0, 1.0), (10000, 0.05))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "double_q", boolean()("double_q", self.double_q))
+        object.__setattr__(self, "dueling", boolean()("dueling", self.dueling))
+        object.__setattr__(self, "epsilon", tuple(schedule(0, 1)("epsilon", self.epsilon)))
 
 
 def piecewise_linear(schedule: Any, t: jax.Array) -> jax.Array:
@@ -31,16 +50,20 @@ def piecewise_linear(schedule: Any, t: jax.Array) -> jax.Array:
 
 
 class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
-    """`encoder`, advantage head `af` and (dueling) value head `vf`. Reads `dueling` (True) and
-    `epsilon` ([(0, 1.0), (10000, 0.05)]) from the model config, as RLlib's DQN auto-includes."""
+    """`encoder`, advantage head `af` and (dueling) value head `vf`. Its model config is a
+    `DQNModelConfig` (`double_q`, `dueling`, `epsilon` beside the DefaultModelConfig fields, as
+    RLlib's DQN auto-includes them): a dict, None or a DefaultModelConfig given to the
+    constructor is parsed into one once, when the module is constructed (clones carry it)."""
+
+    model_config_class: ClassVar[type] = DQNModelConfig
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_config", DQNModelConfig.from_any(self.model_config))
+        super().__post_init__()
 
     @nn.nowrap
-    def config(self) -> DefaultModelConfig:
-        return DefaultModelConfig.from_any(self.model_config)
-
-    @nn.nowrap
-    def _setting(self, key: str, default: Any) -> Any:
-        return self.model_config.get(key, default) if isinstance(self.model_config, Mapping) else default
+    def config(self) -> DQNModelConfig:
+        return self.model_config
 
     def setup(self) -> None:
         super().setup()
@@ -50,7 +73,7 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
         cfg = self.config()
         self.encoder = Encoder(tuple(self.observation_space.shape), cfg)
         self.af = make_head(cfg, int(self.action_space.n))
-        if self._setting("dueling", True):
+        if cfg.dueling:
             self.vf = make_head(cfg, 1)
 
     @nn.nowrap
@@ -60,7 +83,7 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     def _q(self, obs: jax.Array) -> jax.Array:
         emb, _ = self.encoder(obs)
         adv = self.af(emb)
-        if not self._setting("dueling", True):
+        if not self.config().dueling:
             return adv
         return self.vf(emb) + adv - adv.mean(axis=-1, keepdims=True)
 
@@ -80,7 +103,7 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
         RLlib (torch `argmax`) and our `_forward_inference` take the first; without ties the two
         distributions are the same (greedy 1 - eps + eps/n, every other action eps/n)."""
         q = self._q(batch[Columns.OBS])
-        eps = piecewise_linear(self._setting("epsilon", DEFAULT_EPSILON), t)
+        eps = piecewise_linear(self.config().epsilon, t)
         k_coin, k_act = jax.random.split(self.make_rng("action"))
         random_actions = jax.random.randint(k_act, q.shape[:-1], 0, q.shape[-1])
         explore = jax.random.uniform(k_coin, q.shape[:-1]) < eps
@@ -88,7 +111,7 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
 
     def _forward_train(self, batch: dict, **kwargs: Any) -> dict:
         out = {QF_PREDS: self._q(batch[Columns.OBS])}
-        if self._setting("double_q", True):
+        if self.config().double_q:
             out[QF_NEXT_PREDS] = self._q(batch[Columns.NEXT_OBS])
         return out
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.off_policy_config import OffPolicyConfig
+from jaxrl_modules.algorithms.sac.module import SACModelConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
 
@@ -16,7 +17,7 @@ class SACConfig(OffPolicyConfig):
 
     def __init__(self) -> None:
         super().__init__()
-        self.twin_q = True
+        self.twin_q = SACModelConfig.field_default("twin_q")  # declared once, in SACModelConfig
         self.tau = 5e-3
         self.initial_alpha = 1.0
         self.target_entropy: Any = "auto"
@@ -52,6 +53,7 @@ class SACConfig(OffPolicyConfig):
 
     @property
     def model_config_auto_includes(self) -> dict:  # type: ignore[override]
+        """RLlib's auto-include, the SACModelConfig field SACConfig sets (`training(twin_q=...)`)."""
         return {"twin_q": self.twin_q}
 
     def get_algorithm_class(self) -> type:

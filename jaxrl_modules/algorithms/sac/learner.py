@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrl_modules.algorithms.sac.module import ACTOR_KEYS, QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
+from jaxrl_modules.algorithms.sac.module import QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
 from jaxrl_modules.algorithms.optim import GRAD_NORM, adam_with_clip
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
@@ -31,11 +31,16 @@ class SACLearner:
 
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
+        # The module's pure functions, traced into the jitted update; the module names its Q subtrees.
         self.train_fn = module.phase_fn("train")
+        self.pi_fn = module.action_dist_inputs_fn()
+        self.q_fn = module.compute_q_values_fn()
+        self.target_fn = module.forward_target_fn()
+        self.q_keys = frozenset(module.q_param_keys())
         self.optimizer = optax.multi_transform(
             {"actor": adam_with_clip(config.actor_lr, config.grad_clip, config.adam_eps, config.grad_clip_by),
              "critic": adam_with_clip(config.critic_lr, config.grad_clip, config.adam_eps, config.grad_clip_by)},
-            lambda params: {k: jax.tree_util.tree_map(lambda _: "actor" if k in ACTOR_KEYS else "critic", v)
+            lambda params: {k: jax.tree_util.tree_map(lambda _: "critic" if k in self.q_keys else "actor", v)
                             for k, v in params.items()})
         self.alpha_optimizer = optax.adam(config.alpha_lr)
         target = config.target_entropy
@@ -50,22 +55,21 @@ class SACLearner:
         return self.module.get_train_action_dist_cls().from_logits(fwd[Columns.ACTION_DIST_INPUTS])
 
     def loss(self, params: Any, state: SACLearnerState, batch: dict, rng: jax.Array) -> tuple:
-        cfg, m = self.config, self.module
+        cfg = self.config
         alpha = jnp.exp(state.log_alpha)
         k_next, k_curr = jax.random.split(rng)
-        next_fwd = m.apply({"params": params}, {Columns.OBS: batch[Columns.NEXT_OBS]}, method="_forward")
+        next_fwd = self.pi_fn(params, {Columns.OBS: batch[Columns.NEXT_OBS]})
         next_actions, next_logp = self._dist(next_fwd).sample_and_log_prob(seed=k_next)
         target_batch = {Columns.OBS: batch[Columns.NEXT_OBS], Columns.ACTIONS: next_actions}
-        q_next = m.apply({"params": state.target_params}, target_batch, method="_forward_target")[QF_TARGET_NEXT]
+        q_next = self.target_fn(state.target_params, target_batch)[QF_TARGET_NEXT]
         not_done = 1.0 - batch[Columns.TERMINATEDS].astype(jnp.float32)
         y = jax.lax.stop_gradient(batch[Columns.REWARDS] + cfg.gamma * not_done * (q_next - alpha * next_logp))
         fwd = self.train_fn(params, batch)
         critic_loss = 0.5 * ((fwd[QF_PREDS] - y) ** 2).mean() + 0.5 * ((fwd[QF_TWIN_PREDS] - y) ** 2).mean()
         actions, logp = self._dist(fwd).sample_and_log_prob(seed=k_curr)
-        frozen_q = jax.lax.stop_gradient({k: v for k, v in params.items() if k not in ACTOR_KEYS})
+        frozen_q = jax.lax.stop_gradient({k: v for k, v in params.items() if k in self.q_keys})
         q_params = {**params, **frozen_q}
-        q_pi = m.apply({"params": q_params}, {Columns.OBS: batch[Columns.OBS], Columns.ACTIONS: actions},
-                       method="_compute_q_values")[QF_PREDS]
+        q_pi = self.q_fn(q_params, {Columns.OBS: batch[Columns.OBS], Columns.ACTIONS: actions})[QF_PREDS]
         actor_loss = (alpha * logp - q_pi).mean()
         metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "alpha": alpha, "logp_mean": logp.mean(),
                    "qf_mean": fwd[QF_PREDS].mean()}

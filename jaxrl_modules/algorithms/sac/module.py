@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import dataclasses
+from typing import Any, Callable, ClassVar
 
 import flax.linen as nn
 import gymnasium as gym
@@ -18,12 +18,25 @@ from jaxrl_modules.distributions import SquashedGaussian
 from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.models import Encoder, check_observation_space, make_head
 from jaxrl_modules.rl_module import RLModule
+from jaxrl_modules.validation import boolean
 
 QF_PREDS = "qf_preds"
 QF_TWIN_PREDS = "qf_twin_preds"
 QF_TARGET_NEXT = "q_target_next"
 NEXT_ACTIONS = "next_actions"
-ACTOR_KEYS = ("pi_encoder", "pi")
+
+
+@dataclasses.dataclass(frozen=True)
+class SACModelConfig(DefaultModelConfig):
+    """DefaultModelConfig plus the SAC setting RLlib auto-includes into the model config, with
+    RLlib's default, declared here only (SACConfig reads its default from this field): `twin_q`
+    (True: a second Q network, and min(Q1, Q2) for targets and the actor)."""
+
+    twin_q: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "twin_q", boolean()("twin_q", self.twin_q))
 
 
 def check_sac_action_space(space: Any) -> None:
@@ -45,18 +58,40 @@ class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     policy acts in [-1, 1] and the env runners unsquash to [low, high]
     (`environment(normalize_actions=True)`, the default); Q takes the module's [-1, 1] actions."""
 
+    model_config_class: ClassVar[type] = SACModelConfig
+
     def __post_init__(self) -> None:
+        # Parsed once, when the module is constructed (clones carry the typed config).
+        object.__setattr__(self, "model_config", SACModelConfig.from_any(self.model_config))
         super().__post_init__()
         if self.action_space is not None:
             check_sac_action_space(self.action_space)
 
     @nn.nowrap
-    def config(self) -> DefaultModelConfig:
-        return DefaultModelConfig.from_any(self.model_config)
+    def config(self) -> SACModelConfig:
+        return self.model_config
 
     @nn.nowrap
     def twin_q(self) -> bool:
-        return self.model_config.get("twin_q", True) if isinstance(self.model_config, Mapping) else True
+        return self.model_config.twin_q
+
+    @nn.nowrap
+    def q_param_keys(self) -> tuple[str, ...]:
+        """The top-level params keys of the Q networks (the critic: `qf_encoder`, `qf` and, with
+        twin_q, `qf_twin_encoder`, `qf_twin`); every other key is the policy's. The learner gives
+        these the critic optimizer and freezes them in the actor loss."""
+        return tuple(name.split(".")[0] for name in self.get_non_inference_attributes())
+
+    @nn.nowrap
+    def action_dist_inputs_fn(self) -> Callable[[Any, dict], dict]:
+        """The pure, un-jitted `(params, batch) -> {ACTION_DIST_INPUTS: [B, 2 * act_dim]}`: the
+        policy alone on `batch["obs"]` (no Q networks), for the learner's next-state actions."""
+        def fn(params: Any, batch: dict) -> dict:
+            self._validate_batch(batch)
+            self._check_params(params, "inference", where=f"{type(self).__name__}.action_dist_inputs_fn")
+            return self.apply({"params": params}, batch, method="_forward")
+
+        return fn
 
     @nn.nowrap
     def get_inference_action_dist_cls(self) -> type:
