@@ -99,14 +99,13 @@ def reject_env_runners(config: Any, loop: str) -> None:
             f"env_runners(num_envs_per_env_runner=N) to step more envs in parallel")
 
 
-def _worker_env(env: Any, env_config: dict, creators: dict) -> Any:
-    """Builds the env inside a worker process: names registered with `register_env` in the parent are
-    registered again here first (a spawned process starts with an empty registry)."""
-    from jaxrl_modules.envs.registry import register_env
-
-    for name, creator in creators.items():
-        register_env(name, creator)
-    return make_env(env, env_config)
+def reject_stateful(module: Any, algorithm: str) -> None:
+    """A ValueError, at build time, for an algorithm that trains stateless modules only (DQN, SAC)."""
+    model_config = module.config() if callable(getattr(module, "config", None)) else None
+    if module.is_stateful() or getattr(model_config, "use_lstm", False):
+        raise ValueError(f"model_config use_lstm: {algorithm} trains stateless modules only; expected use_lstm=False "
+                         f"(and a module whose get_initial_state() is {{}}), got a recurrent {type(module).__name__} "
+                         "(recurrent training is PPO's)")
 
 
 # "spawn": JAX is multithreaded, and forking a process that runs JAX's threads can deadlock the child.
@@ -124,8 +123,11 @@ def make_vector_env(config: Any) -> gym.vector.VectorEnv:
         return gym.vector.SyncVectorEnv([make] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     from jaxrl_modules.envs.registry import _ENV_CREATORS
 
-    creators = {config.env: _ENV_CREATORS[config.env]} if isinstance(config.env, str) and config.env in _ENV_CREATORS else {}
-    worker = functools.partial(_worker_env, config.env, dict(config.env_config), creators)
+    env = config.env
+    if isinstance(env, str) and env in _ENV_CREATORS:  # a spawned worker starts with an empty registry: send the creator
+        env = _ENV_CREATORS[env]
+    # make_env's module imports no JAX, so a worker starts in about a second (the env's own imports aside)
+    worker = functools.partial(make_env, env, dict(config.env_config))
     # AsyncVectorEnv builds one env here first (its spaces), so a bad env fails in this process, before any worker starts
     return gym.vector.AsyncVectorEnv([worker] * n, context=WORKER_CONTEXT, daemon=True,
                                      autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

@@ -14,7 +14,7 @@ from jaxrl_modules.algorithms import replay_buffer as rb
 from jaxrl_modules.algorithms.action_transform import env_action_fn
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.env_runner import (EpisodeReturns, build_connector, evaluate_policy, make_vector_env,
-                                                 true_next_obs)
+                                                 reject_stateful, true_next_obs)
 from jaxrl_modules.algorithms.nonfinite import (NonFiniteError, carry_first_nonfinite, check_rows, describe_named,
                                                 nonfinite_code, quantity_names, scan_with_first_nonfinite)
 from jaxrl_modules.envs.registry import is_gymnax, make_env
@@ -32,6 +32,20 @@ class OffPolicyAlgorithm(Algorithm):
     (after `num_steps_sampled_before_learning_starts`) takes one gradient step."""
 
     def _setup(self) -> None:
+        try:
+            self._build()
+        except BaseException:
+            self.stop()  # a failed build leaves no env (or env worker process) behind
+            raise
+
+    def stop(self) -> None:
+        """Closes the host loop's envs (and their worker processes, `num_env_runners > 0`); idempotent."""
+        envs = getattr(self, "envs", None)
+        if envs is not None:
+            envs.close()
+        super().stop()
+
+    def _build(self) -> None:
         cfg = self.config
         if cfg.is_multi_agent:
             raise ValueError(f"{type(self).__name__} supports single-agent configs")
@@ -56,10 +70,11 @@ class OffPolicyAlgorithm(Algorithm):
         self._to_env = env_action_fn(cfg, probe.action_space)  # module actions -> env actions (unsquash/clip)
         probe.close()
         self.module = spec.build()
+        reject_stateful(self.module, type(self).__name__)
         check_required_apis(self.module, cfg.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
         self.learner = cfg.get_default_learner_class()(self.module, cfg)
-        n = cfg.num_envs_per_env_runner
-        self.envs = make_vector_env(cfg)
+        self.envs = make_vector_env(cfg)  # num_env_runners > 0: in worker processes
+        n = self.envs.num_envs
         self.obs, _ = self.envs.reset(seed=cfg.seed)
         self.episode_returns = np.zeros(n)
         self.completed: deque = deque(maxlen=100)  # the last 100 returns (a history; not episode_return_mean)
@@ -131,7 +146,7 @@ class OffPolicyAlgorithm(Algorithm):
                                                      if k not in ("episode_return_mean", "num_episodes",
                                                                   "num_env_steps_sampled_lifetime")}}}
         metrics = {}
-        n = cfg.num_envs_per_env_runner
+        n = self.envs.num_envs
         start = {"learner": self.host_state["learner"], "rng": self.host_state["rng"]}
         first = (jnp.full((), -1, jnp.int32),) * 2
         self._finished = []
@@ -155,7 +170,7 @@ class OffPolicyAlgorithm(Algorithm):
         `NonFiniteError` before a NaN/inf observation is acted on, a NaN/inf action reaches the env,
         or a reward is stored; `stop` when the previous learn step went non-finite (`first`, fetched
         with the actions that wait for that step anyway), before the env is stepped again."""
-        cfg, n = self.config, self.config.num_envs_per_env_runner
+        cfg, n = self.config, self.envs.num_envs
         state = self.host_state
         key = jax.random.fold_in(state["rng"], self.env_steps)
         check_rows({"env observation": self.obs}, step=t)

@@ -13,6 +13,7 @@ from jaxrl_modules.algorithms.action_transform import action_settings
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration
 from jaxrl_modules.algorithms.train_fn import TrainFn
+from jaxrl_modules.algorithms.env_runner import reject_env_runners, reject_stateful
 from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import Columns
@@ -32,11 +33,13 @@ class JaxOffPolicy(CheckedIteration):
     def __init__(self, config: Any):
         if not is_gymnax(config.env):
             raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
+        reject_env_runners(config, "the all-in-jit gymnax loop")
         self.config = config
         env, env_params = make_gymnax(config.env, config.env_config)
         self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
         self.spec = config.module_spec_for(self.runner.observation_space, self.runner.action_space)
         self.module = self.spec.build()
+        reject_stateful(self.module, type(config).__name__.removesuffix("Config"))
         check_required_apis(self.module, config.get_default_learner_class().rl_module_required_apis(), "default_policy")
         self.learner = config.get_default_learner_class()(self.module, config)
         self.explore = self.module.phase_fn("exploration")

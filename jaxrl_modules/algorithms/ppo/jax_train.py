@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.algorithms.action_transform import action_settings
+from jaxrl_modules.algorithms.env_runner import reject_env_runners
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
@@ -33,6 +34,7 @@ class JaxPPO(CheckedIteration):
 
         if not is_gymnax(config.env):
             raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
+        reject_env_runners(config, "the all-in-jit gymnax loop")
         if config.is_multi_agent:
             raise ValueError("All-in-jit training supports single-agent configs; use the host loop for multi_agent()")
         self.config = config

@@ -32,9 +32,8 @@ class PPO(Algorithm):
         self._returns = EpisodeReturns()
         self.runner: Any = None
         if is_gymnax(cfg.env):
-            from jaxrl_modules.algorithms.ppo.jax_train import JaxPPO
+            from jaxrl_modules.algorithms.ppo.jax_train import JaxPPO  # rejects num_env_runners > 0
 
-            reject_env_runners(cfg, "the all-in-jit gymnax loop")
             self.mode = "jax"
             self.jax_ppo = JaxPPO(cfg)
             self.module = self.jax_ppo.module
