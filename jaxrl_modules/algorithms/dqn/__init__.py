@@ -2,6 +2,6 @@
 
 from jaxrl_modules.algorithms.dqn.config import DQNConfig
 from jaxrl_modules.algorithms.dqn.learner import DQNLearner
-from jaxrl_modules.algorithms.dqn.module import DefaultDQNRLModule
+from jaxrl_modules.algorithms.dqn.module import DefaultDQNRLModule, DQNModelConfig
 
-__all__ = ["DQNConfig", "DQNLearner", "DefaultDQNRLModule"]
+__all__ = ["DQNConfig", "DQNLearner", "DQNModelConfig", "DefaultDQNRLModule"]

@@ -10,7 +10,7 @@ from jaxrl_modules.rl_module_spec import RLModuleSpec
 
 
 class DQNConfig(OffPolicyConfig):
-    """RLlib's DQN defaults: double_q, dueling, n_step 1, epsilon [(0, 1.0), (10000, 0.05)],
+    """RLlib's DQN defaults: double_q, dueling and epsilon as DQNModelConfig declares them, n_step 1,
     lr 5e-4, grad_clip 40, train_batch_size 32, target_network_update_freq 500, tau 1.0,
     Huber loss, replay capacity 50000, learning starts after 1000 env steps."""
 

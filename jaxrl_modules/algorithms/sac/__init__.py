@@ -2,6 +2,6 @@
 
 from jaxrl_modules.algorithms.sac.config import SACConfig
 from jaxrl_modules.algorithms.sac.learner import SACLearner
-from jaxrl_modules.algorithms.sac.module import DefaultSACRLModule
+from jaxrl_modules.algorithms.sac.module import DefaultSACRLModule, SACModelConfig
 
-__all__ = ["DefaultSACRLModule", "SACConfig", "SACLearner"]
+__all__ = ["DefaultSACRLModule", "SACConfig", "SACLearner", "SACModelConfig"]
