@@ -184,6 +184,7 @@ def test_recurrent_ppo_learns_velocity_masked_cartpole_in_the_host_loop():
     print(f"masked CartPole, host loop: {i + 1} iterations, {time.time() - start:.1f} s, last-10 mean {best:.1f}, "
           f"eval {evaluation:.1f}")
     # Without velocities a memoryless policy cannot tell a falling pole from a rising one: the feed-forward
-    # twin of test_recurrent_and_image.py stays below 100 (near 50) on this task, so a mean over 10
-    # iterations above 150 needs the recurrent state.
+    # twin (this config without use_lstm) peaked at a last-10 mean of 55 over 150 iterations of this host
+    # loop (measured), and the jit path's twin in test_recurrent_and_image.py stays below 100 over 300; so a
+    # mean over 10 iterations above 150 needs the recurrent state.
     assert best > 150, (best, i + 1)

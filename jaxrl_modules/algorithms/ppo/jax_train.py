@@ -12,7 +12,7 @@ from jaxrl_modules.algorithms.env_runner import reject_env_runners
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration
 from jaxrl_modules.algorithms.ppo.learner import LearnerState
-from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, single_agent_batch
+from jaxrl_modules.algorithms.ppo.postprocess import sequence_batch, sequence_minibatches, single_agent_batch
 from jaxrl_modules.algorithms.train_fn import TrainFn
 from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
 from jaxrl_modules.columns import Columns
@@ -69,7 +69,7 @@ class JaxPPO(CheckedIteration):
         if self.module.is_stateful():
             seq_len = self.module.config().max_seq_len
             batch = sequence_batch(self.learner, params, traj, last_obs, self.config, seq_len)
-            n_mb = max(1, self.steps * self.config.num_envs_per_env_runner // self.config.minibatch_size)
+            n_mb = sequence_minibatches(self.config, self.steps, self.config.num_envs_per_env_runner)
             learner, metrics = self.learner.update(state.learner, batch, k_upd, num_minibatches=n_mb)
         else:
             batch = single_agent_batch(self.learner, params, traj, last_obs, self.config)
