@@ -146,3 +146,13 @@ def test_dqn_and_sac_reject_recurrent_modules_clearly():
                   "use_lstm", "DQN", "stateless")
     raises_naming(ValueError, SACConfig().environment("Pendulum-v1").rl_module(model_config=lstm).build,
                   "use_lstm", "SAC", "stateless")
+
+
+def test_an_env_a_worker_cannot_build_is_a_clear_error():
+    gym.register("ParentOnlyCartPole-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv")
+    try:  # registered in this process only: a spawned worker does not know the id
+        config = PPOConfig().environment("ParentOnlyCartPole-v0").env_runners(num_env_runners=1)
+        raises_naming(ValueError, config.build, "worker process", "num_env_runners", "ParentOnlyCartPole-v0",
+                      "register_env")
+    finally:
+        gym.registry.pop("ParentOnlyCartPole-v0")

@@ -123,12 +123,17 @@ def make_vector_env(config: Any) -> gym.vector.VectorEnv:
         return gym.vector.SyncVectorEnv([make] * n, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     from jaxrl_modules.envs.registry import _ENV_CREATORS
 
+    from jaxrl_modules.envs.worker import make_worker_env
+
+    probe = make()  # a bad env fails here, in this process, before any worker starts
+    spaces = (probe.observation_space, probe.action_space)
+    probe.close()
     env = config.env
     if isinstance(env, str) and env in _ENV_CREATORS:  # a spawned worker starts with an empty registry: send the creator
         env = _ENV_CREATORS[env]
-    # make_env's module imports no JAX, so a worker starts in about a second (the env's own imports aside)
-    worker = functools.partial(make_env, env, dict(config.env_config))
-    # AsyncVectorEnv builds one env here first (its spaces), so a bad env fails in this process, before any worker starts
+    # envs/worker.py imports no JAX, so a worker starts in about a second (the env's own imports aside); an env
+    # the worker cannot build raises a ValueError saying why at the first reset
+    worker = functools.partial(make_worker_env, env, dict(config.env_config), *spaces)
     return gym.vector.AsyncVectorEnv([worker] * n, context=WORKER_CONTEXT, daemon=True,
                                      autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
