@@ -5,6 +5,7 @@ and by a failed build; the gymnax and multi-agent loops reject R > 0 at build ti
 import os
 
 import gymnasium as gym
+import jax
 import numpy as np
 import pytest
 
@@ -74,11 +75,15 @@ def test_ppo_envs_step_in_worker_processes_and_stop_ends_them():
     algo.stop()  # idempotent
 
 
-def test_explicit_fragment_length_is_per_env():
-    algo = ppo_config(num_envs_per_env_runner=2, rollout_fragment_length=8).build()
+def test_explicit_fragment_length_is_per_env_and_recurrent_modules_train_over_workers():
+    lstm = {"fcnet_hiddens": [8], "use_lstm": True, "lstm_cell_size": 4, "max_seq_len": 4}
+    algo = ppo_config(num_envs_per_env_runner=2, rollout_fragment_length=8).rl_module(model_config=lstm).build()
     try:
-        assert algo.runner.num_envs == 4
-        assert algo.train()["num_env_steps_sampled_lifetime"] == 2 * 2 * 8
+        assert algo.runner.num_envs == 4 and isinstance(algo.runner.envs, gym.vector.AsyncVectorEnv)
+        result = algo.train()
+        assert result["num_env_steps_sampled_lifetime"] == 2 * 2 * 8  # 2 runners x 2 envs x 8 steps
+        assert np.isfinite(result["learners"]["default_policy"]["total_loss"])
+        assert jax.tree_util.tree_leaves(algo.runner.recurrent_state)[0].shape == (4, 4)  # a state per env
     finally:
         algo.stop()
 
