@@ -12,6 +12,8 @@ from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
 _NOT_PROVIDED = object()
+# DefaultModelConfig fields (RLlib's names) that no default module reads: True is refused by validate().
+_UNUSED_MODEL_FIELDS = ("lstm_use_prev_action", "lstm_use_prev_reward")
 
 
 class AlgorithmConfig:
@@ -103,7 +105,61 @@ class AlgorithmConfig:
         known = self.known_module_ids()
         if known is not None:
             check_policies_to_train(self.policies_to_train, known)
+        self._refuse_settings_without_effect()
         self._validate_default_model_config()
+
+    def settings_without_effect(self) -> dict[str, tuple[tuple, str]]:
+        """`{setting: (accepted values, why)}`: settings this config accepts (RLlib's names, shared by
+        every algorithm) that its algorithm has no use for in this setup. `validate()` refuses any other
+        value with a ValueError naming the setting, what is accepted and why, rather than ignoring it.
+
+        Decided from what the config itself holds: an offline config (one reading recorded transitions,
+        `input_`: BC) samples no env steps for training; an off-policy config (`replay_buffer_config`:
+        DQN, SAC) steps its gymnasium envs one step per update; only a learner declaring
+        `supports_multi_agent` (PPO's) trains several modules; only a config whose `lr_schedule` takes
+        "linear" (PPO's) reads `total_iterations`. Algorithm configs may extend this."""
+        from jaxrl_modules.envs.registry import is_gymnax
+
+        name = type(self).__name__
+        out: dict[str, tuple[tuple, str]] = {}
+        try:
+            learner_cls = self.get_default_learner_class()
+        except NotImplementedError:
+            learner_cls = None
+        if learner_cls is not None and not getattr(learner_cls, "supports_multi_agent", False):
+            why = f"{name}'s algorithm trains one single-agent module (multi-agent training is PPO's)"
+            out["policies"] = ((None,), why)
+            out["policy_mapping_fn"] = ((None,), why)
+        if "input_" in self.__dict__:  # offline: trains on recorded transitions, steps no env to train
+            why = f"{name} trains on the recorded transitions of input_ and samples no env steps"
+            out["rollout_fragment_length"] = (("auto",), why)
+            out["num_envs_per_env_runner"] = ((1,), why + " (evaluate() steps one env)")
+            out["env_to_module_connector"] = ((None,), why + "; its module takes the recorded observations as they are")
+            out["gamma"] = ((0.99,), f"{name} clones the recorded actions: there is no return to discount")
+        if "replay_buffer_config" in self.__dict__ and self.env is not None and not is_gymnax(self.env):
+            out["rollout_fragment_length"] = ((1, "auto"), f"{name}'s loop over gymnasium envs steps every env once "
+                                              "per update (rollout_fragment_length is read by the gymnax loop)")
+        if "replay_buffer_config" in self.__dict__ and self.env is not None and is_gymnax(self.env):
+            out["env_to_module_connector"] = ((None,), f"{name}'s all-in-jit gymnax loop feeds the env's observations "
+                                              "to the module as they are (connectors run in the gymnasium loop)")
+        try:
+            self.settings_table()["lr_schedule"]("lr_schedule", "linear")
+        except (TypeError, ValueError):
+            out["total_iterations"] = ((None,), f"total_iterations is the length of lr_schedule, which {name} does "
+                                       "not support")
+        return out
+
+    def _refuse_settings_without_effect(self) -> None:
+        from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+
+        without = self.settings_without_effect()
+        if "policies" in without and isinstance(self.rl_module_spec, MultiRLModuleSpec):
+            v.fail("rl_module_spec", f"None or an RLModuleSpec ({without['policies'][1]})", self.rl_module_spec)
+        for key, (accepted, why) in without.items():
+            value = getattr(self, key, accepted[0])
+            if not any(v._same_kind(value, a) and value == a if a is not None else value is None for a in accepted):
+                shown = " or ".join(repr(a) for a in accepted)
+                v.fail(key, f"{shown} ({why})", value)
 
     def _check_minibatch_size(self) -> None:
         """`minibatch_size` (PPO, BC) is at most the train batch size per learner, as RLlib requires."""
@@ -125,7 +181,11 @@ class AlgorithmConfig:
             return  # custom modules may read any keys from their model_config
         merged = self.merged_model_config(user.model_config if user is not None else None)
         if isinstance(merged, dict):
-            DefaultModelConfig.from_any(merged, extra_keys=tuple(self.model_config_auto_includes))
+            merged = DefaultModelConfig.from_any(merged, extra_keys=tuple(self.model_config_auto_includes))
+        for field in _UNUSED_MODEL_FIELDS:
+            if getattr(merged, field, False) is not False:
+                v.fail(f"model_config[{field!r}]", "False (the default): the default modules' LSTM takes the "
+                       "encoder's output only; previous actions and rewards are not fed to it", getattr(merged, field))
 
     # ----------------------------------------------------------------- builder methods
     def _training_keys(self) -> list[str]:
@@ -195,7 +255,17 @@ class AlgorithmConfig:
         return self
 
     def api_stack(self, **kwargs: Any) -> "AlgorithmConfig":
-        """Accepted and ignored: there is one API stack."""
+        """RLlib's switch between its old and new API stacks. There is one stack here, RLlib's new one
+        (RLModule + Learner, EnvRunner + ConnectorV2): `enable_rl_module_and_learner` and
+        `enable_env_runner_and_connector_v2` are accepted when True; False or another keyword is an error."""
+        known = ("enable_rl_module_and_learner", "enable_env_runner_and_connector_v2")
+        for key, value in kwargs.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(f"Unknown api_stack setting {key!r}.{hint} Known settings: {list(known)}")
+            v.one_of(True, expected="True (the only API stack here is RLlib's new one: RLModule and Learner, "
+                     "EnvRunner and ConnectorV2)")(key, v._scalar(value))
         return self
 
     def copy(self) -> "AlgorithmConfig":

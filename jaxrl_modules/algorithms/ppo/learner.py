@@ -68,6 +68,8 @@ def ppo_module_loss(module: Any, params: Any, batch: dict, fwd_out: dict, kl_coe
 class PPOLearner:
     """Builds the loss and the jittable update for a module (or MultiRLModule) and a config."""
 
+    supports_multi_agent = True  # AlgorithmConfig lets `policies`/`policy_mapping_fn` through for PPO only
+
     @classmethod
     def rl_module_required_apis(cls) -> list[type]:
         return [ValueFunctionAPI]
@@ -83,6 +85,8 @@ class PPOLearner:
         self.is_multi = isinstance(module, MultiRLModule)
         self.module_ids = list(module_ids) if module_ids is not None else (
             [m for m in module.keys() if module[m].action_space is not None] if self.is_multi else ["default_policy"])
+        if self.is_multi:
+            check_multi_agent_settings(config)
         known = list(module.keys()) if self.is_multi else ["default_policy"]
         trained = known if train_all else check_policies_to_train(getattr(config, "policies_to_train", None), known)
         # Modules whose params the update leaves exactly as they are (never the single-agent module: the
@@ -164,6 +168,21 @@ class PPOLearner:
                 kl_coeff[mid] = jnp.where(kl > 2 * cfg.kl_target, kl_coeff[mid] * 1.5,
                                           jnp.where(kl < 0.5 * cfg.kl_target, kl_coeff[mid] * 0.5, kl_coeff[mid]))
         return LearnerState(params, opt_state, kl_coeff), metrics
+
+
+def check_multi_agent_settings(config: Any) -> None:
+    """Settings the multi-agent loop (a MultiRLModule over a multi-agent env) does not read are refused
+    rather than ignored: it steps its env `train_batch_size // num_agents` times per iteration
+    (`rollout_fragment_length` must stay "auto") and feeds each agent's observation to its module as it
+    is (`env_to_module_connector` must stay None)."""
+    from jaxrl_modules import validation as v
+
+    if config.rollout_fragment_length != "auto":
+        v.fail("rollout_fragment_length", "'auto' for multi-agent PPO (each iteration steps the multi-agent env "
+               "train_batch_size // num_agents times)", config.rollout_fragment_length)
+    if config.env_to_module_connector is not None:
+        v.fail("env_to_module_connector", "None for multi-agent PPO (the multi-agent env runner feeds each agent's "
+               "observation to its module as it is)", config.env_to_module_connector)
 
 
 def values_of(learner: PPOLearner, params: Any, batch: dict) -> Any:

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
-from jaxrl_modules.algorithms.ppo.learner import LearnerState, PPOLearner, values_of
+from jaxrl_modules.algorithms.ppo.learner import LearnerState, PPOLearner, check_multi_agent_settings, values_of
 from jaxrl_modules.stacked import stack_trees, unstack_tree
 
 
@@ -28,6 +28,7 @@ class StackedPPOLearner:
         self.module = multi
         self.module_ids = list(module_ids)
         self.is_multi = True
+        check_multi_agent_settings(config)
         self.single = PPOLearner(multi[self.module_ids[0]], config, train_all=True)
         trained = check_policies_to_train(getattr(config, "policies_to_train", None), list(multi.keys()))
         self.trained_ids = [m for m in self.module_ids if m in trained]
