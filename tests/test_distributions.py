@@ -109,3 +109,40 @@ def test_multi_categorical_takes_the_spaces_numpy_nvec_and_start():
     dist = MultiCategorical.get_partial_dist_cls(input_lens=space.nvec, start=space.start).from_logits(jnp.zeros((4, 5)))
     assert np.array_equal(dist.mode(), np.tile([1, -1], (4, 1)))
     assert all(space.contains(np.asarray(a)) for a in dist.sample(seed=jax.random.key(0)))
+
+
+NESTED = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Dict({"x": gym.spaces.Box(-1, 1, (3,)),
+                                                                     "y": gym.spaces.MultiDiscrete([2, 3])})))
+
+
+def test_multi_distribution_is_a_distrax_joint_over_its_children():
+    """Sampling, log-prob, entropy, KL and mode are distrax.Joint's over the same children, exactly."""
+    import distrax
+
+    cls = default_dist_cls(NESTED)
+    x = jax.random.normal(jax.random.key(1), (5, cls.required_input_dim(NESTED)))
+    d, d2 = cls.from_logits(x), cls.from_logits(0.5 * x)
+    j, j2 = distrax.Joint(d.children), distrax.Joint(d2.children)
+    assert isinstance(d, distrax.Joint) and d.batch_shape == (5,)
+    same = lambda a, b: jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, a, b))  # noqa: E731
+    assert same(d.sample(seed=KEY, sample_shape=(2,)), j.sample(seed=KEY, sample_shape=(2,)))
+    s = d.sample(seed=KEY)
+    assert same(s, j.sample(seed=KEY)) and s[1]["x"].shape == (5, 3)
+    assert same(d.logp(s), j.log_prob(s)) and same(d.entropy(), j.entropy())
+    assert same(d.kl(d2), j.kl_divergence(j2)) and same(d.mode(), j.mode())
+    with jax.numpy_rank_promotion("allow"):  # distrax's Categorical.sample_and_log_prob broadcasts [1, B, n] by [B, n]
+        a, lp = d.sample_and_log_prob(seed=KEY)
+    assert jnp.allclose(lp, d.logp(a), atol=1e-5)
+    flat = jnp.concatenate([a[0][:, None].astype(jnp.float32), a[1]["x"], a[1]["y"].astype(jnp.float32)], -1)
+    assert same(d.logp(flat), d.logp(a)) and same(d.logp([a[0], a[1]]), d.logp(a))
+
+
+def test_deterministic_multi_distribution_takes_the_flat_action_form():
+    """`to_deterministic()` of a mixed Tuple/Dict keeps each Box child's width in the flat `[B, n]` form."""
+    cls = default_dist_cls(NESTED)
+    d = cls.from_logits(jnp.ones((4, cls.required_input_dim(NESTED)))).to_deterministic()
+    a = d.sample(seed=KEY)
+    flat = jnp.concatenate([a[0][:, None].astype(jnp.float32), a[1]["x"], a[1]["y"].astype(jnp.float32)], -1)
+    assert d.flat_action_size() == 6 and flat.shape == (4, 6)
+    assert np.array_equal(d.logp(flat), np.zeros(4)) and np.array_equal(d.logp(a), np.zeros(4))
+    assert np.all(np.isneginf(d.logp(flat + 1.0)))

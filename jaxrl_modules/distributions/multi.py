@@ -18,27 +18,47 @@ def _is_dist(x: Any) -> bool:
     return isinstance(x, distrax.Distribution)
 
 
-class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
+def _action_shape(d: Any) -> tuple:
+    """The shape of one action of child `d` (per batch element): its event shape, or for our
+    Deterministic (whose distrax event_shape is () however many event axes it sums) its last
+    `event_ndims` axes."""
+    if isinstance(d, Deterministic):
+        return tuple(d.loc.shape[d.loc.ndim - d._event_ndims:]) if d._event_ndims else ()
+    return tuple(d.event_shape)
+
+
+class MultiDistribution(RLlibDistributionMixin, distrax.Joint):
     """Child distributions in a tuple/dict structure; samples have the same structure.
 
-    Children are ordered as `jax.tree_util` flattens them (tuple order, dict keys sorted,
-    RLlib's dm-tree order). `logp`, `entropy` and `kl` are sums over the children. `logp`
-    takes actions in the children's structure, a flat list of the children's actions, or (as
-    RLlib's) one `[B, n]` array, split by the children's action sizes (a Categorical takes one
+    A `distrax.Joint`: sampling (`sample`, `sample_and_log_prob`: one key per child, split from
+    the seed), `log_prob`, `entropy`, `mode`, `batch_shape`/`event_shape` and `kl` (distrax's
+    Joint-Joint KL: sums over children) are distrax's. On top: RLlib's `from_logits` with child
+    classes and input lens, and `logp` taking RLlib's action forms. Children are ordered as
+    `jax.tree_util` flattens them (tuple order, dict keys sorted, RLlib's dm-tree order).
+    `logp` takes actions in the children's structure, a flat list of the children's actions, or
+    (as RLlib's) one `[B, n]` array, split by the children's action sizes (a Categorical takes one
     column).
     """
 
     _accepted_kwargs = ("child_distribution_cls_struct", "input_lens")
 
     def __init__(self, child_distribution_struct: Any):
-        self._children = child_distribution_struct
+        # distrax.Joint.__init__ sets exactly these fields, then also requires every child to report
+        # the same distrax batch_shape. Our Deterministic (RLlib's event_ndims) reports its event axes
+        # as batch axes ([B, d] for a Box child, [B] for a Discrete one), so `to_deterministic()` of a
+        # mixed Tuple/Dict would be refused; RLlib checks nothing there either. We set them here.
+        distrax.Distribution.__init__(self)
+        self._distributions = child_distribution_struct
+        self._distributions_treedef = jax.tree_util.tree_structure(child_distribution_struct, is_leaf=_is_dist)
+        self._distributions_leaves = self._distributions_treedef.flatten_up_to(child_distribution_struct)
 
     @property
     def children(self) -> Any:
-        return self._children
+        """The child distributions, in the structure they were given (distrax's `distributions`)."""
+        return self._distributions
 
     def _flat(self) -> list:
-        return jax.tree_util.tree_leaves(self._children, is_leaf=_is_dist)
+        return self._distributions_leaves
 
     @classmethod
     def from_logits(cls, inputs: jax.Array, **kwargs: Any) -> "MultiDistribution":
@@ -58,39 +78,19 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
     def required_input_dim(cls, space: gym.Space, model_config: Optional[Any] = None) -> int:
         return int(sum(cls._partial_kwargs["input_lens"]))
 
-    @property
-    def event_shape(self) -> tuple:
-        return ()
-
-    @property
-    def batch_shape(self) -> tuple:
-        return self._flat()[0].batch_shape
-
-    def _sample_n(self, key: jax.Array, n: int) -> Any:
-        leaves, treedef = jax.tree_util.tree_flatten(self._children, is_leaf=_is_dist)
-        keys = jax.random.split(key, len(leaves))
-        return jax.tree_util.tree_unflatten(treedef, [d._sample_n(k, n) for d, k in zip(leaves, keys)])
-
-    def sample(self, *, seed: jax.Array, sample_shape: Any = ()) -> Any:
-        leaves, treedef = jax.tree_util.tree_flatten(self._children, is_leaf=_is_dist)
-        keys = jax.random.split(seed, len(leaves))
-        return jax.tree_util.tree_unflatten(
-            treedef, [d.sample(seed=k, sample_shape=sample_shape) for d, k in zip(leaves, keys)]
-        )
-
     def _structure(self) -> Any:
-        return jax.tree_util.tree_map(lambda d: type(d).__name__, self._children, is_leaf=_is_dist)
+        return jax.tree_util.tree_map(lambda d: type(d).__name__, self._distributions, is_leaf=_is_dist)
 
     def _support(self) -> tuple:
-        leaves, treedef = jax.tree_util.tree_flatten(self._children, is_leaf=_is_dist)
+        leaves, treedef = jax.tree_util.tree_flatten(self._distributions, is_leaf=_is_dist)
         return (treedef, tuple((type(d).__name__, getattr(d, "_support", lambda: ())()) for d in leaves))
 
     def _describe(self) -> str:
         return f"{type(self).__name__} of {self._structure()}"
 
     def _child_sizes(self) -> list:
-        return [d.flat_action_size() if isinstance(d, MultiDistribution) else int(np.prod(d.event_shape)) if d.event_shape
-                else 1 for d in self._flat()]
+        return [d.flat_action_size() if isinstance(d, MultiDistribution) else int(np.prod(_action_shape(d), dtype=int))
+                for d in self._flat()]
 
     def flat_action_size(self) -> int:
         """Columns of RLlib's flat `[B, n]` action form: one per Categorical, `k` per
@@ -108,7 +108,7 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
             if isinstance(d, MultiDistribution):
                 out.append(part)
                 continue
-            if not d.event_shape:
+            if not _action_shape(d):
                 part = part[..., 0]
             integer = isinstance(d, (Categorical, MultiCategorical)) or (
                 isinstance(d, Deterministic) and jnp.issubdtype(d.loc.dtype, jnp.integer))
@@ -116,11 +116,12 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
         return out
 
     def log_prob(self, value: Any) -> jax.Array:
-        treedef = jax.tree_util.tree_structure(self._children, is_leaf=_is_dist)
+        """The children's log-probs summed (distrax's Joint), for actions in any of RLlib's forms."""
+        treedef = self._distributions_treedef
         n = treedef.num_leaves
         if hasattr(value, "shape") and hasattr(value, "dtype"):
             values = self._split_flat(value)
-        elif isinstance(value, list) and len(value) == n and not isinstance(self._children, list):
+        elif isinstance(value, list) and len(value) == n and not isinstance(self._distributions, list):
             values = value  # flattened by action component, in the children's order
         else:
             try:
@@ -130,19 +131,19 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Distribution):
                                  f"(or one flat array); received {describe(value)}") from None
         values = [v if isinstance(d, MultiDistribution) else as_array(v, "MultiDistribution.logp", "an array per child")
                   for d, v in zip(self._flat(), values)]
-        return sum(d.log_prob(v) for d, v in zip(self._flat(), values))
-
-    def entropy(self) -> jax.Array:
-        return sum(d.entropy() for d in self._flat())
+        return super().log_prob(treedef.unflatten(values))
 
     def kl_divergence(self, other: Any, **kwargs: Any) -> jax.Array:
+        """distrax's Joint-Joint KL (the children's KLs summed) with another MultiDistribution of the
+        same structure and child families; anything else is an error naming both."""
         self._check_kl_partner(other, MultiDistribution)
-        return sum(a.kl_divergence(b) for a, b in zip(self._flat(), other._flat()))
+        return super().kl_divergence(other, **kwargs)
 
-    def mode(self) -> Any:
-        return jax.tree_util.tree_map(lambda d: d.mode(), self._children, is_leaf=_is_dist)
+    def __getitem__(self, index: Any) -> "MultiDistribution":
+        """Every child indexed along its batch axes (distrax's Joint, keeping this class)."""
+        return MultiDistribution(jax.tree_util.tree_map(lambda d: d[index], self._distributions, is_leaf=_is_dist))
 
     def to_deterministic(self) -> "MultiDistribution":
         return MultiDistribution(
-            jax.tree_util.tree_map(lambda d: d.to_deterministic(), self._children, is_leaf=_is_dist)
+            jax.tree_util.tree_map(lambda d: d.to_deterministic(), self._distributions, is_leaf=_is_dist)
         )
