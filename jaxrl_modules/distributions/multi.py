@@ -82,8 +82,8 @@ class MultiDistribution(RLlibDistributionMixin, distrax.Joint):
         return jax.tree_util.tree_map(lambda d: type(d).__name__, self._distributions, is_leaf=_is_dist)
 
     def _support(self) -> tuple:
-        leaves, treedef = jax.tree_util.tree_flatten(self._distributions, is_leaf=_is_dist)
-        return (treedef, tuple((type(d).__name__, getattr(d, "_support", lambda: ())()) for d in leaves))
+        return (self._distributions_treedef,
+                tuple((type(d).__name__, getattr(d, "_support", lambda: ())()) for d in self._distributions_leaves))
 
     def _describe(self) -> str:
         return f"{type(self).__name__} of {self._structure()}"
