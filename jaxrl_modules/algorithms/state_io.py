@@ -2,7 +2,9 @@
 
 orbax saves the state as nested dicts keyed by its readable path components (NamedTuple field names,
 dict keys, sequence indices as strings; typed PRNG keys as their key data), so `algorithm_state/`
-holds e.g. `learner/params/pi/out/kernel` and `learner/opt_state/0/0/mu/pi/out/kernel`. Restoring checks
+holds e.g. `learner/params/pi/out/kernel` and `learner/opt_state/0/0/mu/pi/out/kernel` (in orbax's tree
+metadata, `_METADATA` or `StandardCheckpointer().metadata(path)`: OCDBT names its data files by hash;
+algorithm.json's "state" lists the same paths with shapes and dtypes). Restoring checks
 every array against the state this algorithm has (missing, extra, shape, dtype: ValueErrors naming the
 readable path) before orbax reads anything. Checkpoints written before (algorithm.json without
 "state_format": flat `leaf_00000 ...` arrays in `jax.tree_util` order) are still read.
