@@ -53,12 +53,13 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     """`encoder`, advantage head `af` and (dueling) value head `vf`. Its model config is a
     `DQNModelConfig` (`double_q`, `dueling`, `epsilon` beside the DefaultModelConfig fields, as
     RLlib's DQN auto-includes them): a dict, None or a DefaultModelConfig given to the
-    constructor is parsed into one once, when the module is constructed (clones carry it)."""
+    constructor is parsed into one once, when the module is constructed (clones carry it). A
+    subclass that reads more settings sets `model_config_class` to a subclass of DQNModelConfig."""
 
     model_config_class: ClassVar[type] = DQNModelConfig
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "model_config", DQNModelConfig.from_any(self.model_config))
+        object.__setattr__(self, "model_config", self.model_config_class.from_any(self.model_config))
         super().__post_init__()
 
     @nn.nowrap

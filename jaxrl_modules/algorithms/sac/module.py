@@ -58,11 +58,11 @@ class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     policy acts in [-1, 1] and the env runners unsquash to [low, high]
     (`environment(normalize_actions=True)`, the default); Q takes the module's [-1, 1] actions."""
 
-    model_config_class: ClassVar[type] = SACModelConfig
+    model_config_class: ClassVar[type] = SACModelConfig  # a subclass may extend it with its own settings
 
     def __post_init__(self) -> None:
         # Parsed once, when the module is constructed (clones carry the typed config).
-        object.__setattr__(self, "model_config", SACModelConfig.from_any(self.model_config))
+        object.__setattr__(self, "model_config", self.model_config_class.from_any(self.model_config))
         super().__post_init__()
         if self.action_space is not None:
             check_sac_action_space(self.action_space)
