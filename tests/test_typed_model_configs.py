@@ -99,12 +99,25 @@ def test_algorithm_configs_auto_include_the_settings_as_rllib():
         False, ((0, 0.5),), [8])
     sac_spec = SACConfig().training(twin_q=False).rl_module(model_config=SMALL).module_spec_for(CARTPOLE_OBS, BOX_ACT)
     assert sac_spec.build().model_config.twin_q is False
-    # A DefaultModelConfig object gets the auto-includes too; a typed object's own values win (RLlib's order).
+    # A DefaultModelConfig object gets the auto-includes too.
     obj = DQNConfig().training(dueling=False).rl_module(model_config=DefaultModelConfig(fcnet_hiddens=[8]))
     assert obj.module_spec_for(CARTPOLE_OBS, CARTPOLE_ACT).build().model_config.dueling is False
+
+
+def test_a_typed_config_object_and_the_algorithm_config_each_set_what_they_change():
+    """Each setting comes from the side that changed it from its default; set differently on
+    both sides is an error naming it (a typed field at its default cannot be told from unset)."""
     typed = DQNConfig().training(dueling=False).rl_module(model_config=DQNModelConfig(fcnet_hiddens=[8], epsilon=0.3))
     built = typed.module_spec_for(CARTPOLE_OBS, CARTPOLE_ACT).build().model_config
-    assert (built.dueling, built.epsilon) == (True, ((0, 0.3),))
+    assert (built.dueling, built.epsilon, built.double_q) == (False, ((0, 0.3),), True)
+    same = DQNConfig().training(epsilon=[[0, 0.3]]).rl_module(model_config=DQNModelConfig(epsilon=0.3))
+    assert same.merged_model_config()["epsilon"] == ((0, 0.3),)
+    clash = DQNConfig().environment("CartPole-v1").training(epsilon=0.5).rl_module(
+        model_config=DQNModelConfig(fcnet_hiddens=[8], epsilon=0.3))
+    raises_naming(ValueError, clash.build, "epsilon is set twice", "training(epsilon=[(0, 0.5)])",
+                  "DQNModelConfig(epsilon=((0, 0.3),))")
+    sac_clash = SACConfig().training(twin_q=False).rl_module(model_config=SACModelConfig(twin_q=False))
+    assert sac_clash.merged_model_config()["twin_q"] is False
 
 
 def test_typed_config_is_frozen_and_hash_free_of_tracers():

@@ -32,10 +32,31 @@ class OffPolicyConfig(AlgorithmConfig):
 
     def merged_model_config(self, spec_config: Any = None) -> Any:
         base = spec_config if spec_config is not None else self.model_config
-        if isinstance(base, DefaultModelConfig):  # as RLlib: the model config's own values win over the
-            # auto-includes (only a typed DQNModelConfig/SACModelConfig object has fields of the same names)
-            return {**self.model_config_auto_includes, **dataclasses.asdict(base)}
+        if isinstance(base, DefaultModelConfig):
+            return {**dataclasses.asdict(base), **self._auto_includes_for(base)}
         return super().merged_model_config(spec_config)
+
+    def _auto_includes_for(self, base: DefaultModelConfig) -> dict:
+        """The auto-includes added to a config object. A plain DefaultModelConfig gets them all (RLlib
+        adds them even then); a typed one (DQNModelConfig, SACModelConfig) carries these settings
+        itself, and an object field left at its default cannot be told from one never set, so each
+        setting comes from the side that changed it from its default: set differently on both
+        sides is a ValueError naming the setting and both values."""
+        fields = {f.name for f in dataclasses.fields(base)}
+        out = {}
+        for key, value in self.model_config_auto_includes.items():
+            if key not in fields:
+                out[key] = value
+                continue
+            mine, default = _plain(getattr(base, key)), _plain(type(base).field_default(key))
+            if mine == default:
+                out[key] = value
+            elif _plain(value) not in (default, mine):
+                raise ValueError(
+                    f"{key} is set twice, differently: training({key}={getattr(self, key, value)!r}) and the model config's "
+                    f"{type(base).__name__}({key}={getattr(base, key)!r}); expected it set in one place (or the same "
+                    "value in both)")
+        return out
 
     def build_train_fn(self, num_iterations: int) -> TrainFn:
         """A pure `train(rng) -> (params, metrics)` over a gymnax env ("gymnax:<id>"): each iteration
@@ -61,3 +82,8 @@ def _replay_buffer_check(config: OffPolicyConfig) -> v.Check:
         return parse_replay_buffer_config(merged, None)
 
     return v.validator("a dict such as {'type': 'ReplayBuffer', 'capacity': 50000}", check)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively, to compare settings given either way (epsilon schedules)."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
