@@ -8,6 +8,10 @@ Part 3: the table of every accepted setting -> the test showing its effect (or i
 and a test that fails when a config gains a setting the table does not list.
 """
 
+import functools
+import inspect
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -154,3 +158,360 @@ def test_single_agent_policies_to_train_default_policy_trains_on_both_paths():
     jitted.build_train_fn(1)  # accepted by the all-in-jit path (single-agent only)
     jitted.policies_to_train = ["p0"]
     raises_naming(VE, lambda: jitted.build_train_fn(1), "policies_to_train", "['default_policy']", "['p0']")
+
+
+# ----------------------------------------------------------------- 2. grad_clip_by
+@pytest.mark.parametrize("clip_by", ["value", "norm", "global_norm"])
+def test_grad_clip_by_clips_the_gradient_the_optimizer_steps_with(clip_by):
+    """The optimizer a config builds clips by `grad_clip_by`, then steps Adam. With adam_eps=1 the first
+    Adam update is `-lr * c / (|c| + 1)` of the clipped gradient c, so each mode's clipping shows."""
+    import optax
+
+    from jaxrl_modules.algorithms.optim import optimizer_for
+
+    grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.0, 0.5])}
+    clipped = {  # by hand: elementwise to [-1, 1]; each leaf to norm <= 1; all leaves together to norm <= 1
+        "value": {"a": jnp.array([1.0, 1.0]), "b": jnp.array([0.0, 0.5])},
+        "norm": {"a": jnp.array([0.6, 0.8]), "b": jnp.array([0.0, 0.5])},
+        "global_norm": jax.tree_util.tree_map(lambda g: g / float(optax.global_norm(grads)), grads),
+    }[clip_by]
+    config = PPOConfig().training(lr=0.1, grad_clip=1.0, grad_clip_by=clip_by, adam_eps=1.0)
+    opt = optimizer_for(config)
+    updates, _ = opt.update(grads, opt.init(grads), grads)
+    for key in grads:
+        np.testing.assert_allclose(updates[key], -0.1 * clipped[key] / (jnp.abs(clipped[key]) + 1.0), rtol=1e-5)
+    # and clipping changed the update (these gradients exceed the bound in every mode)
+    plain = optimizer_for(PPOConfig().training(lr=0.1, adam_eps=1.0))
+    unclipped, _ = plain.update(grads, plain.init(grads), grads)
+    assert not np.allclose(updates["a"], unclipped["a"])
+
+
+# ----------------------------------------------------------------- 3a. learner settings change the update
+import gymnasium as gym  # noqa: E402
+
+from jaxrl_modules import Columns  # noqa: E402
+from jaxrl_modules.algorithms.bc import BCConfig  # noqa: E402
+from jaxrl_modules.algorithms.dqn import DQNConfig  # noqa: E402
+from jaxrl_modules.algorithms.sac import SACConfig  # noqa: E402
+from conftest import CARTPOLE_ACT, CARTPOLE_OBS  # noqa: E402
+
+PENDULUM_OBS = gym.spaces.Box(-8.0, 8.0, (3,), np.float32)
+PENDULUM_ACT = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+CONFIG_CLASSES = {"PPO": PPOConfig, "DQN": DQNConfig, "SAC": SACConfig, "BC": BCConfig}
+LEARNER_BASE = {
+    "PPO": dict(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2, lr=1e-2),
+    "DQN": dict(lr=1e-2),
+    "SAC": dict(),
+    "BC": dict(train_batch_size_per_learner=64, minibatch_size=32, num_epochs=2, lr=1e-2),
+}
+B = 64
+
+
+def _batch(algo):
+    rng = np.random.default_rng(0)
+    f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    if algo == "SAC":
+        return {Columns.OBS: f(B, 3), Columns.NEXT_OBS: f(B, 3), Columns.ACTIONS: rng.uniform(-1, 1, (B, 1)).astype(np.float32),
+                Columns.REWARDS: f(B), Columns.TERMINATEDS: rng.random(B) < 0.1}
+    actions = rng.integers(0, 2, B)
+    if algo == "DQN":
+        return {Columns.OBS: f(B, 4), Columns.NEXT_OBS: f(B, 4), Columns.ACTIONS: actions, Columns.REWARDS: f(B),
+                Columns.TERMINATEDS: rng.random(B) < 0.1}
+    if algo == "BC":
+        return {Columns.OBS: f(B, 4), Columns.ACTIONS: actions}
+    logits = f(B, 2)
+    logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)), actions[:, None], -1)[:, 0]
+    return {Columns.OBS: f(B, 4), Columns.ACTIONS: actions, Columns.ACTION_DIST_INPUTS: logits, Columns.ACTION_LOGP: logp,
+            Columns.ADVANTAGES: f(B), Columns.VALUE_TARGETS: 5 * f(B)}
+
+
+def learner_outcome(algo, **settings):
+    """The whole learner state (params, optimizer state, targets, KL coefficients...) after 3 updates
+    on one fixed batch, from fixed initial params, for the algorithm's config with `settings`."""
+    config = CONFIG_CLASSES[algo]().rl_module(model_config=TINY).training(**{**LEARNER_BASE[algo], **settings})
+    config.validate()
+    spaces = (PENDULUM_OBS, PENDULUM_ACT) if algo == "SAC" else (CARTPOLE_OBS, CARTPOLE_ACT)
+    module = config.module_spec_for(*spaces).build()
+    learner = config.get_default_learner_class()(module, config)
+    batch = _batch(algo)
+    with jax.disable_jit():  # tiny nets, a few steps: running op by op is faster than compiling each variant
+        state = learner.init(module.init_fn(jax.random.key(0)))
+        for i in range(3):
+            state, _ = learner.update(state, batch, jax.random.key(i + 1))
+    return state
+
+
+def outcomes_differ(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b) or len(la) != len(lb):
+        return True
+    return any(np.shape(x) != np.shape(y) or not np.allclose(x, y, rtol=1e-5, atol=1e-7) for x, y in zip(la, lb))
+
+
+# (algo, setting, changed value, settings both runs share)
+LEARNER_EFFECTS = [
+    *[("PPO", *case) for case in [
+        ("lr", 1e-3, {}), ("grad_clip", 0.05, {}), ("grad_clip_by", "value", {"grad_clip": 0.05}),
+        ("adam_eps", 0.1, {}), ("lr_schedule", "linear", {"total_iterations": 2}),
+        ("total_iterations", 3, {"lr_schedule": "linear", "total_iterations": 2}), ("clip_param", 0.01, {}),
+        ("vf_clip_param", 0.1, {}), ("vf_loss_coeff", 0.1, {}), ("entropy_coeff", 0.1, {}), ("use_kl_loss", False, {}),
+        ("kl_coeff", 2.0, {}), ("kl_target", 10.0, {}), ("num_epochs", 1, {}), ("minibatch_size", 16, {}),
+        ("shuffle_batch_per_epoch", False, {})]],
+    *[("DQN", *case) for case in [
+        ("lr", 1e-3, {}), ("gamma", 0.5, {}), ("grad_clip", 0.01, {}), ("grad_clip_by", "value", {"grad_clip": 0.01}),
+        ("adam_eps", 0.1, {}), ("double_q", False, {}), ("dueling", False, {}),
+        ("tau", 0.5, {"target_network_update_freq": 1}), ("target_network_update_freq", 1, {}),
+        ("td_error_loss_fn", "mse", {})]],
+    *[("SAC", *case) for case in [
+        ("gamma", 0.5, {}), ("actor_lr", 1e-2, {}), ("critic_lr", 1e-2, {}), ("alpha_lr", 1e-1, {}),
+        ("initial_alpha", 0.1, {}), ("target_entropy", -5.0, {}), ("tau", 0.5, {}), ("target_network_update_freq", 2, {}),
+        ("twin_q", False, {}), ("grad_clip", 0.01, {}), ("grad_clip_by", "value", {"grad_clip": 0.01}),
+        ("adam_eps", 0.1, {})]],
+    *[("BC", *case) for case in [
+        ("lr", 1e-3, {}), ("grad_clip", 0.01, {}), ("grad_clip_by", "value", {"grad_clip": 0.01}), ("adam_eps", 0.1, {}),
+        ("minibatch_size", 16, {}), ("num_epochs", 1, {})]],
+]
+
+
+_FIRST_OF_EACH = {algo: next(c for c in LEARNER_EFFECTS if c[0] == algo) for algo in CONFIG_CLASSES}
+
+
+@functools.lru_cache(maxsize=None)
+def _baseline(algo, shared):
+    return learner_outcome(algo, **dict(shared))
+
+
+@pytest.mark.parametrize("algo,setting,value,shared", [
+    c if c in _FIRST_OF_EACH.values() else pytest.param(*c, marks=pytest.mark.slow) for c in LEARNER_EFFECTS],
+    ids=[f"{c[0]}-{c[1]}" for c in LEARNER_EFFECTS])
+def test_learner_setting_changes_the_update(algo, setting, value, shared):
+    """Each learner setting, changed alone, changes the learner state after a few updates (the first
+    case per algorithm runs in the fast suite, the rest are marked slow: about 1 s each)."""
+    baseline = _baseline(algo, tuple(sorted(shared.items())))
+    assert outcomes_differ(baseline, learner_outcome(algo, **{**shared, setting: value}))
+
+
+# ----------------------------------------------------------------- 3b. sampling and build settings change the run
+def ppo_host(**settings):
+    """PPO on CartPole-v1 (gymnasium, host loop), 32 env steps an iteration unless `settings` say otherwise."""
+    env_runners = {k: settings.pop(k) for k in ("num_envs_per_env_runner", "rollout_fragment_length") if k in settings}
+    seed = settings.pop("seed", 0)
+    return (PPOConfig().environment("CartPole-v1").rl_module(model_config=TINY).env_runners(**env_runners)
+            .debugging(seed=seed).training(**{"train_batch_size_per_learner": 32, "minibatch_size": 16, "num_epochs": 1,
+                                              **settings}))
+
+
+@functools.lru_cache(maxsize=None)
+def _ppo_host_outcome(items):
+    algo = ppo_host(**dict(items)).build()
+    result = algo.train()
+    return algo.get_params(), result["num_env_steps_sampled_lifetime"], len(algo.runner.episode_returns)
+
+
+PPO_SAMPLING_EFFECTS = [  # (setting, value, shared, what differs)
+    ("gamma", 0.5, {}, "params"), ("lambda_", 0.5, {}, "params"), ("seed", 1, {}, "params"),
+    ("train_batch_size", 64, {"train_batch_size_per_learner": None, "train_batch_size": 32}, "steps"),
+    ("train_batch_size_per_learner", 64, {}, "steps"), ("rollout_fragment_length", 16, {}, "steps"),
+    ("num_envs_per_env_runner", 2, {}, "envs"),
+]
+
+
+@pytest.mark.parametrize("setting,value,shared,what", [
+    c if c[0] == "gamma" else pytest.param(*c, marks=pytest.mark.slow) for c in PPO_SAMPLING_EFFECTS],
+    ids=[c[0] for c in PPO_SAMPLING_EFFECTS])
+def test_ppo_sampling_setting_changes_the_iteration(setting, value, shared, what):
+    base = _ppo_host_outcome(tuple(sorted(shared.items())))
+    changed = _ppo_host_outcome(tuple(sorted({**shared, setting: value}.items())))
+    index = {"params": 0, "steps": 1, "envs": 2}[what]
+    assert outcomes_differ(base[0], changed[0]) if what == "params" else base[index] != changed[index]
+
+
+ALGO_ENVS = {"PPO": ("CartPole-v1", CARTPOLE_OBS), "DQN": ("CartPole-v1", CARTPOLE_OBS),
+             "SAC": ("Pendulum-v1", PENDULUM_OBS), "BC": ("CartPole-v1", CARTPOLE_OBS)}
+
+
+def _spaces(algo):
+    return (PENDULUM_OBS, PENDULUM_ACT) if algo == "SAC" else (CARTPOLE_OBS, CARTPOLE_ACT)
+
+
+@pytest.mark.parametrize("algo", list(CONFIG_CLASSES))
+def test_model_config_and_rl_module_spec_reach_every_algorithms_module(algo):
+    def kernel_shape(config):
+        params = config.module_spec_for(*_spaces(algo)).build().init(jax.random.key(0))
+        return {np.shape(x) for x in jax.tree_util.tree_leaves(params)}
+
+    base = kernel_shape(CONFIG_CLASSES[algo]().rl_module(model_config=TINY))
+    assert kernel_shape(CONFIG_CLASSES[algo]().rl_module(model_config={"fcnet_hiddens": [8]})) != base
+    spec = RLModuleSpec(model_config={"fcnet_hiddens": [8]})
+    assert kernel_shape(CONFIG_CLASSES[algo]().rl_module(model_config=TINY, rl_module_spec=spec)) != base
+
+
+@pytest.fixture(scope="module")
+def bc_data(tmp_path_factory):
+    def write(name, seed):
+        rng = np.random.default_rng(seed)
+        obs = rng.normal(size=(200, 4)).astype(np.float32)
+        path = tmp_path_factory.mktemp("bc") / f"{name}.npz"
+        np.savez(path, obs=obs, actions=rng.integers(0, 2, 200), rewards=np.ones(200, np.float32),
+                 terminateds=np.zeros(200, bool), truncateds=np.zeros(200, bool), next_obs=obs)
+        return path
+
+    return write("a", 0), write("b", 1)
+
+
+def test_bc_input_and_batch_size_change_training(bc_data):
+    def run(path, **training):
+        algo = (BCConfig().offline_data(input_=path).rl_module(model_config=TINY)
+                .training(**{"train_batch_size_per_learner": 64, "minibatch_size": 32, **training}).build())
+        result = algo.train()
+        return algo.get_params(), result["num_env_steps_trained_lifetime"]
+
+    base, n = run(bc_data[0])
+    assert n == 64 and run(bc_data[0], train_batch_size_per_learner=128)[1] == 128
+    assert run(bc_data[0], train_batch_size_per_learner=None, train_batch_size=32)[1] == 32
+    assert outcomes_differ(base, run(bc_data[1])[0])
+
+
+def _algorithm(algo, bc_path, **debugging):
+    config = CONFIG_CLASSES[algo]().rl_module(model_config=TINY).debugging(**debugging)
+    if algo == "BC":
+        return config.offline_data(input_=bc_path).training(train_batch_size_per_learner=64, minibatch_size=32).build()
+    return config.environment(ALGO_ENVS[algo][0]).build()
+
+
+@pytest.mark.parametrize("algo", list(CONFIG_CLASSES))
+def test_seed_changes_the_initial_params(algo, bc_data):
+    assert outcomes_differ(_algorithm(algo, bc_data[0], seed=0).get_params(),
+                           _algorithm(algo, bc_data[0], seed=1).get_params())
+
+
+class KeepFirstTwo:
+    """A connector keeping the first two observation values."""
+
+    input_observation_space = None
+
+    def set_spaces(self, observation_space, action_space):
+        self.input_observation_space = observation_space
+
+    @property
+    def observation_space(self):
+        return gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+    def __call__(self, obs):
+        return obs[..., :2]
+
+
+@pytest.mark.parametrize("algo,env", [("PPO", "CartPole-v1"), ("PPO", "gymnax:CartPole-v1"), ("DQN", "CartPole-v1"),
+                                      ("SAC", "Pendulum-v1")])
+def test_env_to_module_connector_shapes_the_module_input(algo, env):
+    algo = (CONFIG_CLASSES[algo]().environment(env).rl_module(model_config=TINY)
+            .env_runners(env_to_module_connector=lambda e: KeepFirstTwo()).build())
+    assert algo.get_module().observation_space.shape == (2,)
+
+
+def test_normalize_and_clip_actions_change_the_env_actions_of_every_algorithm():
+    """One function maps module actions to env actions for every loop and evaluate()."""
+    from jaxrl_modules.algorithms.action_transform import env_action_fn
+
+    box = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    action = np.array([1.5], np.float32)
+    for cls in CONFIG_CLASSES.values():
+        normalized = env_action_fn(cls().environment(normalize_actions=True), box)(action)
+        raw = env_action_fn(cls().environment(normalize_actions=False), box)(action)
+        clipped = env_action_fn(cls().environment(normalize_actions=False, clip_actions=True), box)(np.array([3.0], np.float32))
+        assert float(normalized[0]) == 2.0 and float(raw[0]) == 1.5 and float(clipped[0]) == 2.0
+
+
+# Off-policy sampling settings: DQN's and SAC's loops are one (OffPolicyAlgorithm / JaxOffPolicy).
+def dqn_gymnax(**settings):
+    env_runners = {k: settings.pop(k) for k in ("num_envs_per_env_runner", "rollout_fragment_length") if k in settings}
+    return (DQNConfig().environment("gymnax:CartPole-v1").rl_module(model_config=TINY).env_runners(**env_runners)
+            .training(**{"train_batch_size": 8, "num_steps_sampled_before_learning_starts": 0,
+                         "replay_buffer_config": {"capacity": 64}, **settings}))
+
+
+def test_off_policy_buffer_settings_shape_the_state():
+    from jaxrl_modules.algorithms.off_policy_jax import JaxOffPolicy
+
+    def state(**settings):
+        return JaxOffPolicy(dqn_gymnax(**settings)).init(jax.random.key(0))
+
+    base = state()
+    assert {np.shape(x)[0] for x in jax.tree_util.tree_leaves(base.buffer) if np.ndim(x)} == {64}
+    assert {np.shape(x)[0] for x in jax.tree_util.tree_leaves(state(replay_buffer_config={"capacity": 128}).buffer)
+            if np.ndim(x)} == {128}
+    assert outcomes_differ(base.nstep, state(n_step=3).nstep)  # a 3-step window
+
+
+@pytest.mark.parametrize("setting,value,what", [
+    ("num_steps_sampled_before_learning_starts", 10_000, "params"),
+    pytest.param("rollout_fragment_length", 3, "steps", marks=pytest.mark.slow),
+    pytest.param("num_envs_per_env_runner", 2, "steps", marks=pytest.mark.slow),
+    pytest.param("train_batch_size", 16, "params", marks=pytest.mark.slow),
+])
+def test_off_policy_sampling_setting_changes_training(setting, value, what):
+    def run(**settings):
+        params, metrics = jax.jit(dqn_gymnax(**settings).build_train_fn(2))(jax.random.key(0))
+        return params, int(metrics["num_env_steps_sampled_lifetime"][-1])
+
+    base, changed = run(), run(**{setting: value})
+    assert outcomes_differ(base[0], changed[0]) if what == "params" else base[1] != changed[1]
+
+
+# ----------------------------------------------------------------- 3c. accepted but without effect: refused
+REFUSED = [
+    pytest.param(lambda p: BCConfig().offline_data(input_=p).training(gamma=0.9), ("gamma", "0.99", "no return", "0.9"),
+                 id="BC-gamma"),
+    pytest.param(lambda p: BCConfig().offline_data(input_=p).env_runners(rollout_fragment_length=10),
+                 ("rollout_fragment_length", "'auto'", "samples no env steps", "10"), id="BC-rollout_fragment_length"),
+    pytest.param(lambda p: BCConfig().offline_data(input_=p).env_runners(num_envs_per_env_runner=4),
+                 ("num_envs_per_env_runner", "1", "samples no env steps", "4"), id="BC-num_envs_per_env_runner"),
+    pytest.param(lambda p: BCConfig().offline_data(input_=p).env_runners(env_to_module_connector=lambda e: KeepFirstTwo()),
+                 ("env_to_module_connector", "None", "recorded observations"), id="BC-env_to_module_connector"),
+    *[pytest.param(lambda p, a=a: _single(a, p).multi_agent(policies={"p0"}), ("policies", "None", "single-agent", "p0"),
+                   id=f"{a}-policies") for a in ("DQN", "SAC", "BC")],
+    *[pytest.param(lambda p, a=a: _single(a, p).multi_agent(policy_mapping_fn=lambda aid, ep, **kw: "p0"),
+                   ("policy_mapping_fn", "None", "single-agent"), id=f"{a}-policy_mapping_fn") for a in ("DQN", "SAC", "BC")],
+    *[pytest.param(lambda p, a=a: _single(a, p).rl_module(rl_module_spec=MultiRLModuleSpec(
+        rl_module_specs={"default_policy": RLModuleSpec()})), ("rl_module_spec", "an RLModuleSpec", "single-agent",
+                                                              "MultiRLModuleSpec"), id=f"{a}-multi rl_module_spec")
+      for a in ("DQN", "SAC", "BC")],
+    *[pytest.param(lambda p, a=a: _single(a, p).training(total_iterations=10),
+                   ("total_iterations", "None", "lr_schedule", "10"), id=f"{a}-total_iterations") for a in ("DQN", "SAC", "BC")],
+    *[pytest.param(lambda p, a=a: _single(a, p).env_runners(rollout_fragment_length=4),
+                   ("rollout_fragment_length", "1 or 'auto'", "once per update", "4"), id=f"{a}-host rollout_fragment_length")
+      for a in ("DQN", "SAC")],
+    *[pytest.param(lambda p, a=a, e=e: CONFIG_CLASSES[a]().environment(e).env_runners(
+        env_to_module_connector=lambda env: KeepFirstTwo()), ("env_to_module_connector", "None", "all-in-jit gymnax"),
+        id=f"{a}-gymnax env_to_module_connector") for a, e in (("DQN", "gymnax:CartPole-v1"), ("SAC", "gymnax:Pendulum-v1"))],
+    *[pytest.param(lambda p, f=f: PPOConfig().environment("CartPole-v1").rl_module(model_config={f: True}),
+                   (f"model_config['{f}']", "False", "not fed", "True"), id=f"PPO-{f}")
+      for f in ("lstm_use_prev_action", "lstm_use_prev_reward")],
+    pytest.param(lambda p: two_agent_config().env_runners(rollout_fragment_length=16),
+                 ("rollout_fragment_length", "'auto' for multi-agent PPO", "16"), id="PPO-multi-agent rollout_fragment_length"),
+    pytest.param(lambda p: two_agent_config().env_runners(env_to_module_connector=lambda e: KeepFirstTwo()),
+                 ("env_to_module_connector", "None for multi-agent PPO"), id="PPO-multi-agent env_to_module_connector"),
+]
+
+
+def _single(algo, bc_path):
+    config = CONFIG_CLASSES[algo]()
+    if algo == "BC":
+        return config.offline_data(input_=bc_path)
+    return config.environment(ALGO_ENVS[algo][0])
+
+
+@pytest.mark.parametrize("make,fragments", REFUSED)
+def test_settings_without_effect_are_refused(make, fragments, bc_data):
+    raises_naming(VE, make(bc_data[0]).build, *fragments)
+
+
+def test_api_stack_accepts_only_the_new_stack():
+    config = PPOConfig().api_stack(enable_rl_module_and_learner=True, enable_env_runner_and_connector_v2=True)
+    assert isinstance(config, PPOConfig)
+    raises_naming(VE, lambda: PPOConfig().api_stack(enable_rl_module_and_learner=False),
+                  "enable_rl_module_and_learner", "True", "new one", "False")
+    raises_naming(VE, lambda: DQNConfig().api_stack(enable_rl_modul_and_learner=True),
+                  "enable_rl_modul_and_learner", "did you mean 'enable_rl_module_and_learner'")
+    raises_naming(TE, lambda: SACConfig().api_stack(enable_env_runner_and_connector_v2="yes"),
+                  "enable_env_runner_and_connector_v2", "True", "'yes'")
