@@ -12,17 +12,21 @@ import functools
 import inspect
 from pathlib import Path
 
+import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_modules import MultiRLModuleSpec, RLModuleSpec
+from jaxrl_modules import Columns, MultiRLModuleSpec, RLModuleSpec
+from jaxrl_modules.algorithms.bc import BCConfig
+from jaxrl_modules.algorithms.dqn import DQNConfig
 from jaxrl_modules.algorithms.ppo import DefaultPPORLModule, PPOConfig, PPOLearner
 from jaxrl_modules.algorithms.ppo.stacked_learner import StackedPPOLearner
+from jaxrl_modules.algorithms.sac import SACConfig
 from jaxrl_modules.envs import MultiAgentCartPole
 
-from conftest import raises_naming
+from conftest import CARTPOLE_ACT, CARTPOLE_OBS, raises_naming
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -92,9 +96,8 @@ def test_policies_to_train_freezes_the_other_policy_on_the_dict_path():
 
 @pytest.mark.slow
 def test_a_shared_encoder_trains_only_when_listed():
-    from test_guide_examples import SHARED_ENCODER_ID, SharedEncoder
+    from test_guide_examples import SHARED_ENCODER_ID, SharedEncoder, VPGMultiRLModuleWithSharedEncoder
     from test_multi_agent import PPOHeadAfterSharedEncoder
-    from test_guide_examples import VPGMultiRLModuleWithSharedEncoder
 
     head = dict(model_config={"embedding_dim": 4, "hidden_dim": 4})
     spec = MultiRLModuleSpec(
@@ -134,8 +137,6 @@ def test_policies_to_train_errors(make, exc, fragments):
 
 def test_the_learners_check_policies_to_train_against_the_module_ids():
     """Learners built directly (not through a config's build) check the ids too."""
-    from conftest import CARTPOLE_ACT, CARTPOLE_OBS
-
     spec = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=TINY)
     multi = MultiRLModuleSpec(rl_module_specs={"a": spec, "b": spec}).build()
     bad = PPOConfig().training(**SMALL_PPO)
@@ -187,14 +188,6 @@ def test_grad_clip_by_clips_the_gradient_the_optimizer_steps_with(clip_by):
 
 
 # ----------------------------------------------------------------- 3a. learner settings change the update
-import gymnasium as gym  # noqa: E402
-
-from jaxrl_modules import Columns  # noqa: E402
-from jaxrl_modules.algorithms.bc import BCConfig  # noqa: E402
-from jaxrl_modules.algorithms.dqn import DQNConfig  # noqa: E402
-from jaxrl_modules.algorithms.sac import SACConfig  # noqa: E402
-from conftest import CARTPOLE_ACT, CARTPOLE_OBS  # noqa: E402
-
 PENDULUM_OBS = gym.spaces.Box(-8.0, 8.0, (3,), np.float32)
 PENDULUM_ACT = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
 CONFIG_CLASSES = {"PPO": PPOConfig, "DQN": DQNConfig, "SAC": SACConfig, "BC": BCConfig}
@@ -593,7 +586,8 @@ def test_model_config_field_changes_the_module(field, value, shared, obs_space, 
 @pytest.mark.slow
 def test_max_seq_len_changes_recurrent_training():
     def run(max_seq_len):
-        config = (PPOConfig().environment("gymnax:CartPole-v1").rl_module(model_config={**TINY, **LSTM, "max_seq_len": max_seq_len})
+        model_config = {**TINY, **LSTM, "max_seq_len": max_seq_len}
+        config = (PPOConfig().environment("gymnax:CartPole-v1").rl_module(model_config=model_config)
                   .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=16)
                   .training(minibatch_size=8, num_epochs=1, train_batch_size_per_learner=32))
         return jax.jit(config.build_train_fn(1))(jax.random.key(0))[0]
