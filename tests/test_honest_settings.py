@@ -835,3 +835,15 @@ def test_known_model_config_gaps_are_still_gaps(algo, field, value, shared, act_
     assert not outcomes_differ(algo_module_outcome(algo, shared, act_space),
                                algo_module_outcome(algo, {**shared, field: value}, act_space)), (
         f"{algo}'s module now reads {field}: remove it from MODEL_FIELD_GAPS")
+
+
+def test_lr_schedule_counts_the_updates_of_every_env_runners_rows():
+    """lr_schedule="linear" steps once per iteration: the learner counts the minibatch updates of the
+    rows an iteration samples, over `max(1, num_env_runners) * num_envs_per_env_runner` envs."""
+    config = (PPOConfig().env_runners(num_env_runners=2, rollout_fragment_length=16)
+              .training(lr=1.0, lr_schedule="linear", total_iterations=4, num_epochs=1, minibatch_size=16,
+                        train_batch_size_per_learner=32))
+    module = DefaultPPORLModule(observation_space=CARTPOLE_OBS, action_space=CARTPOLE_ACT, model_config=TINY)
+    lr = PPOLearner(module, config).lr
+    # 2 runners x 1 env x 16 steps = 32 rows = 2 minibatch updates an iteration: update 2 starts iteration 1
+    assert [float(lr(jnp.asarray(c))) for c in (0, 1, 2, 4)] == [1.0, 1.0, 0.75, 0.5]

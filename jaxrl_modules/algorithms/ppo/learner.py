@@ -95,7 +95,7 @@ class PPOLearner:
         self.trained_ids = [m for m in self.module_ids if m in trained]
         self.train_fn = module.phase_fn("train")
         # Updates per iteration for lr_schedule: epochs x minibatches of one rollout's batch.
-        steps_per_iter = config.num_epochs * config.num_minibatches(config.rollout_length() * config.num_envs_per_env_runner)
+        steps_per_iter = config.num_epochs * config.num_minibatches(rows_per_iteration(config))
         self.optimizer = optimizer_for(config, steps_per_iter)
         self.lr = learning_rate(config, steps_per_iter)
 
@@ -168,6 +168,15 @@ class PPOLearner:
                 kl_coeff[mid] = jnp.where(kl > 2 * cfg.kl_target, kl_coeff[mid] * 1.5,
                                           jnp.where(kl < 0.5 * cfg.kl_target, kl_coeff[mid] * 0.5, kl_coeff[mid]))
         return LearnerState(params, opt_state, kl_coeff), metrics
+
+
+def rows_per_iteration(config: Any) -> int:
+    """Rows of one single-agent iteration's batch: steps per env x envs, the envs being
+    `max(1, num_env_runners) * num_envs_per_env_runner` ("auto" steps split the train batch over them)."""
+    envs = max(1, int(getattr(config, "num_env_runners", 0) or 0)) * config.num_envs_per_env_runner
+    if config.rollout_fragment_length == "auto":
+        return max(1, config.batch_size() // envs) * envs
+    return int(config.rollout_fragment_length) * envs
 
 
 def check_multi_agent_settings(config: Any) -> None:
