@@ -626,7 +626,7 @@ SETTINGS = {
                                 "BC": REFUSE},
     "env_to_module_connector": {ALL: (T + "test_env_to_module_connector_shapes_the_module_input", REFUSE),
                                 "BC": REFUSE},
-    "num_env_runners": {ALL: PENDING + "tests/test_num_env_runners.py"},
+    "num_env_runners": {ALL: "tests/test_num_env_runners.py"},  # another engineer's file (BC: see the report)
     "model_config": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module"},
     "rl_module_spec": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module",
                        "DQN": REFUSE, "SAC": REFUSE, "BC": REFUSE},
@@ -772,8 +772,9 @@ def _check_evidence(evidence, name, algo):
         pass  # another engineer's test file (num_env_runners)
     else:
         path, _, test = evidence.partition("::")
-        source = (Path(__file__).resolve().parents[1] / path).read_text()
-        assert f"def {test}(" in source, f"{evidence} does not exist"
+        file = Path(__file__).resolve().parents[1] / path
+        assert file.is_file(), f"{path} does not exist"
+        assert not test or f"def {test}(" in file.read_text(), f"{evidence} does not exist"
 
 
 def test_every_entry_names_real_evidence():
