@@ -185,6 +185,11 @@ class DefaultModelConfig:
         for field in ("fcnet_use_layernorm", "head_fcnet_use_layernorm", "free_log_std", "vf_share_layers", "use_lstm",
                       "lstm_use_prev_action", "lstm_use_prev_reward"):
             object.__setattr__(self, field, boolean()(field, getattr(self, field)))  # numpy/JAX scalars as Python ones
+        for field in ("lstm_use_prev_action", "lstm_use_prev_reward"):  # RLlib's names, which its new stack ignores
+            if getattr(self, field):
+                fail(field, "False (the default): the default modules' LSTM takes the encoder's output only; previous "
+                     "actions and rewards are not fed to it (RLlib's new-stack Catalog does not read this field either; "
+                     "feed them through an env-to-module connector)", getattr(self, field))
         object.__setattr__(self, "log_std_clip_param",
                            real(0, low_open=True, allow_inf=True)("log_std_clip_param", self.log_std_clip_param))
         object.__setattr__(self, "max_seq_len", integer(1)("max_seq_len", self.max_seq_len))

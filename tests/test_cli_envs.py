@@ -50,15 +50,19 @@ def test_blackjack_tuple_obs_ppo_and_frozen_lake_dqn(tmp_path):
     assert "default_policy/qf_loss" in _rows(tmp_path / "bjq")[-1]
 
 
+TINY_ONE_ENV = [f for f in TINY if f not in ("--num-envs", "2")]  # a multi-agent env steps one env
+
+
 def test_multi_agent_cartpole_trains_one_shared_policy(tmp_path):
-    assert _train(tmp_path, "ma", "--env", "MultiAgentCartPole", "--env-config", "num_agents=2") == 0
+    assert _train(tmp_path, "ma", "--env", "MultiAgentCartPole", "--env-config", "num_agents=2", tiny=TINY_ONE_ENV) == 0
     row = _rows(tmp_path / "ma")[-1]
     assert row["num_env_steps_sampled_lifetime"] == "16"  # 32 agent steps of 2 agents
     assert [k.split("/")[0] for k in row if "/" in k] == ["default_policy"] * sum("/" in k for k in row)
 
 
 def test_env_class_by_import_path(tmp_path):
-    assert _train(tmp_path, "cls", "--env", "jaxrl_modules.envs.multi_agent_cartpole:MultiAgentCartPole") == 0
+    assert _train(tmp_path, "cls", "--env", "jaxrl_modules.envs.multi_agent_cartpole:MultiAgentCartPole",
+                  tiny=TINY_ONE_ENV) == 0
     assert _rows(tmp_path / "cls")[-1]["num_env_steps_sampled_lifetime"] == "32"  # num_agents defaults to 1
 
 
@@ -86,6 +90,17 @@ def test_config_from_args_applies_the_env_flags():
     assert config_from_args(parse(["train"])).env_to_module_connector is None
 
 
+def test_multi_agent_env_keeps_one_env_on_the_command_line():
+    """PPO's command-line default of 8 envs is for single-agent envs: on a multi-agent env, whose loop steps
+    one env (num_envs_per_env_runner != 1 is refused), the default is left at 1; --num-envs 1 is accepted."""
+    from jaxrl_modules.cli.config_build import config_from_args
+
+    parse = build_parser("x").parse_args
+    assert config_from_args(parse(["train", "--env", "MultiAgentCartPole"])).num_envs_per_env_runner == 1
+    assert config_from_args(parse(["train", "--env", "MultiAgentCartPole", "--num-envs", "1"])).num_envs_per_env_runner == 1
+    assert config_from_args(parse(["train", "--env", "CartPole-v1"])).num_envs_per_env_runner == 8
+
+
 BAD = [
     (["--env", "FrozenLake-v1"], r"observes Discrete\(16\).*add --flatten-obs"),
     (["--env", "Blackjack-v1"], r"observes Tuple\(Discrete\(32\).*add --flatten-obs"),
@@ -103,6 +118,8 @@ BAD = [
     (["--env", "MultiAgentCartPole", "--env-config", "num_agents=0"], "'num_agents' must be an int >= 1; got 0"),
     (["--env", "MultiAgentCartPole", "--algo", "dqn"], "multi-agent env, which only --algo ppo trains; got --algo dqn"),
     (["--env", "MultiAgentCartPole", "--flatten-obs"], "--flatten-obs is for single-agent envs"),
+    (["--env", "MultiAgentCartPole", "--num-envs", "4"],
+     r"--num-envs 4: --env 'MultiAgentCartPole' is a multi-agent env, whose loop steps one env.*expected --num-envs 1"),
     (["--env", "Blackjack-v1", "--algo", "dqn", "--flatten-obs"], r"--flatten-obs with --algo dqn takes Box.*Tuple.*--algo ppo"),
     (["--env", "gymnax:CartPole-v1", "--algo", "dqn", "--flatten-obs"], "--flatten-obs on a gymnax env works with --algo ppo"),
     (["--algo", "bc", "--config", "input_='x.npz'", "--flatten-obs"], "--flatten-obs is for algorithms that sample.*--algo bc"),

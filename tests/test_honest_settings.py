@@ -403,12 +403,13 @@ def test_env_to_module_connector_shapes_the_module_input(algo, env):
 
 
 def test_normalize_and_clip_actions_change_the_env_actions_of_every_algorithm():
-    """One function maps module actions to env actions for every loop and evaluate()."""
+    """One function maps module actions to env actions for every loop and evaluate() (DQN, acting in
+    Discrete spaces only, refuses non-default values: see REFUSED)."""
     from jaxrl_modules.algorithms.action_transform import env_action_fn
 
     box = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
     action = np.array([1.5], np.float32)
-    for cls in CONFIG_CLASSES.values():
+    for cls in (c for name, c in CONFIG_CLASSES.items() if name != "DQN"):
         normalized = env_action_fn(cls().environment(normalize_actions=True), box)(action)
         raw = env_action_fn(cls().environment(normalize_actions=False), box)(action)
         clipped = env_action_fn(cls().environment(normalize_actions=False, clip_actions=True), box)(np.array([3.0], np.float32))
@@ -485,8 +486,33 @@ REFUSED = [
         env_to_module_connector=lambda env: KeepFirstTwo()), ("env_to_module_connector", "None", "all-in-jit gymnax"),
         id=f"{a}-gymnax env_to_module_connector") for a, e in (("DQN", "gymnax:CartPole-v1"), ("SAC", "gymnax:Pendulum-v1"))],
     *[pytest.param(lambda p, f=f: PPOConfig().environment("CartPole-v1").rl_module(model_config={f: True}),
-                   (f"model_config['{f}']", "False", "not fed", "True"), id=f"PPO-{f}")
+                   (f, "False", "not fed", "True"), id=f"PPO-{f}")
       for f in ("lstm_use_prev_action", "lstm_use_prev_reward")],
+    # model-config fields a default module does not read (also refused when the module is constructed:
+    # test_default_modules_refuse_the_model_fields_they_do_not_read)
+    *[pytest.param(lambda p, a=a, f=f, val=val: _single(a, p).rl_module(model_config={**TINY, f: val}),
+                   (f"model_config['{f}']", repr(default), why, repr(val)), id=f"{a}-{f}")
+      for a, f, val, default, why in [
+          ("SAC", "free_log_std", True, False, "asserts free_log_std=false"),
+          ("SAC", "log_std_clip_param", 1.0, 20.0, "clamps the log-std to [-5, 2]"),
+          ("SAC", "vf_share_layers", False, True, "sac has no value function"),
+          ("DQN", "free_log_std", True, False, "q-values"),
+          ("DQN", "log_std_clip_param", 1.0, 20.0, "q-values"),
+          ("DQN", "vf_share_layers", False, True, "always share its one encoder"),
+          ("BC", "vf_share_layers", False, True, "bc's module has no value function")]],
+    pytest.param(lambda p: BCConfig().offline_data(input_=p).env_runners(num_env_runners=2),
+                 ("num_env_runners", "0", "samples no env steps", "2"), id="BC-num_env_runners"),
+    pytest.param(lambda p: DQNConfig().environment("CartPole-v1", normalize_actions=False),
+                 ("normalize_actions", "True", "discrete action spaces only", "False"), id="DQN-normalize_actions"),
+    pytest.param(lambda p: DQNConfig().environment("CartPole-v1", clip_actions=True),
+                 ("clip_actions", "False", "discrete action spaces only", "True"), id="DQN-clip_actions"),
+    pytest.param(lambda p: two_agent_config().env_runners(num_envs_per_env_runner=2),
+                 ("num_envs_per_env_runner", "1 for multi-agent PPO", "steps one multi-agent env", "2"),
+                 id="PPO-multi-agent num_envs_per_env_runner"),
+    pytest.param(lambda p: PPOConfig().environment(MultiAgentCartPole, env_config={"num_agents": 2})
+                 .rl_module(model_config=TINY).env_runners(num_envs_per_env_runner=3),
+                 ("num_envs_per_env_runner", "1 for multi-agent PPO", "3"),
+                 id="PPO-multi-agent env without policies num_envs_per_env_runner"),
     pytest.param(lambda p: two_agent_config().env_runners(rollout_fragment_length=16),
                  ("rollout_fragment_length", "'auto' for multi-agent PPO", "16"), id="PPO-multi-agent rollout_fragment_length"),
     pytest.param(lambda p: two_agent_config().env_runners(env_to_module_connector=lambda e: KeepFirstTwo()),
@@ -504,6 +530,68 @@ def _single(algo, bc_path):
 @pytest.mark.parametrize("make,fragments", REFUSED)
 def test_settings_without_effect_are_refused(make, fragments, bc_data):
     raises_naming(VE, make(bc_data[0]).build, *fragments)
+
+
+MODULE_REFUSALS = [  # (algorithm, model-config field its default module does not read, a non-default value)
+    ("SAC", "free_log_std", True), ("SAC", "log_std_clip_param", 1.0), ("SAC", "vf_share_layers", False),
+    ("DQN", "free_log_std", True), ("DQN", "log_std_clip_param", 1.0), ("DQN", "vf_share_layers", False),
+    ("BC", "vf_share_layers", False),
+]
+
+
+@pytest.mark.parametrize("algo,field,value", MODULE_REFUSALS, ids=[f"{c[0]}-{c[1]}" for c in MODULE_REFUSALS])
+def test_default_modules_refuse_the_model_fields_they_do_not_read(algo, field, value):
+    """Built from a spec without an algorithm config (a dict or a DefaultModelConfig), the default module
+    refuses a non-default value when it is constructed; the default value is accepted."""
+    from jaxrl_modules import DefaultModelConfig
+
+    cls = CONFIG_CLASSES[algo]().get_default_rl_module_spec().module_class
+    for model_config in ({**TINY, field: value}, DefaultModelConfig(fcnet_hiddens=[4], **{field: value})):
+        spec = RLModuleSpec(cls, *_spaces(algo), model_config=model_config)
+        raises_naming(VE, spec.build, f"model_config['{field}']", "(the default)", cls.__name__, repr(value))
+    default = DefaultModelConfig.field_default(field)
+    module = RLModuleSpec(cls, *_spaces(algo), model_config={**TINY, field: default}).build()
+    assert module.init(jax.random.key(0))
+
+
+def test_sac_squashed_gaussian_clamps_the_log_std_to_rllibs_range():
+    """Why SAC refuses log_std_clip_param: its log-std is clamped to [-5, 2] by the distribution (RLlib's
+    MIN/MAX_LOG_NN_OUTPUT), whatever the head outputs, as in RLlib's SAC."""
+    from jaxrl_modules.distributions import SquashedGaussian
+
+    def logp(log_std):
+        return float(SquashedGaussian.from_logits(jnp.array([[0.0, log_std]])).logp(jnp.full((1, 1), 0.3))[0])
+
+    assert logp(-30.0) == logp(-5.0) and logp(30.0) == logp(2.0) and logp(1.0) != logp(2.0)
+
+
+def test_default_model_config_refuses_lstm_use_prev_fields():
+    """RLlib's `lstm_use_prev_action` / `lstm_use_prev_reward` (unread by its new stack, and by the default
+    modules here) are refused by DefaultModelConfig itself: built directly, from a dict of a spec, or
+    through an algorithm config (REFUSED)."""
+    from jaxrl_modules import DefaultModelConfig
+
+    for field in ("lstm_use_prev_action", "lstm_use_prev_reward"):
+        raises_naming(VE, lambda: DefaultModelConfig(**{field: True}), field, "False (the default)", "not fed", "True")
+        assert getattr(DefaultModelConfig(**{field: False}), field) is False
+        model_config = {**TINY, "use_lstm": True, "lstm_cell_size": 4, field: True}
+        for algo in ("DQN", "SAC", "BC"):  # these modules parse their model config when constructed
+            cls = CONFIG_CLASSES[algo]().get_default_rl_module_spec().module_class
+            raises_naming(VE, RLModuleSpec(cls, *_spaces(algo), model_config=model_config).build, field, "not fed")
+        # the PPO module parses it when it builds its networks (init)
+        ppo = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=model_config).build()
+        raises_naming(VE, lambda: ppo.init(jax.random.key(0)), field, "not fed", "True")
+
+
+def test_multi_agent_ppo_refuses_num_envs_per_env_runner_in_its_learner():
+    """Built directly, the multi-module learners refuse num_envs_per_env_runner != 1 (the multi-agent
+    env runner steps one env)."""
+    spec = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=TINY)
+    multi = MultiRLModuleSpec(rl_module_specs={"a": spec, "b": spec}).build()
+    config = PPOConfig().training(**SMALL_PPO).env_runners(num_envs_per_env_runner=2)
+    raises_naming(VE, lambda: PPOLearner(multi, config), "num_envs_per_env_runner", "1 for multi-agent PPO", "2")
+    raises_naming(VE, lambda: StackedPPOLearner(multi, config, ["a", "b"]), "num_envs_per_env_runner", "2")
+    PPOLearner(multi, config.env_runners(num_envs_per_env_runner=1))
 
 
 def test_api_stack_accepts_only_the_new_stack():
@@ -600,7 +688,7 @@ T = "tests/test_honest_settings.py::"
 LEARNER, PPO_SAMPLING, OFF_POLICY = "learner", "ppo_sampling", "off_policy_sampling"
 REFUSE, MODEL = "refused", "model"
 ONLY = "only:"  # accepts a single value (or None): refused otherwise (tests/test_bad_input_settings.py)
-NOOP = "noop:"  # accepted, no effect, documented why (pinned by test_the_no_effect_entries_are_exactly_these)
+NOOP = "noop:"  # accepted, no effect, documented why: none left (test_no_setting_is_accepted_without_effect)
 PENDING = "pending:"  # a test another engineer writes
 ALL = "*"
 SETTER_REJECTS = "tests/test_bad_input_settings.py::test_setter_rejects_bad_value"
@@ -617,16 +705,19 @@ SETTINGS = {
                          "tests/test_bad_input_settings.py::test_env_config_keys_the_env_does_not_take")},
     "normalize_actions": {ALL: (T + "test_normalize_and_clip_actions_change_the_env_actions_of_every_algorithm",
                                 "tests/test_actions_in_space.py::test_box_actions_reach_the_env_inside_bounds_host_loop"),
-                          "DQN": NOOP + "DQN acts in Discrete spaces only; normalize_actions maps Box actions"},
+                          "DQN": REFUSE},  # DQN acts in Discrete spaces only: non-default values are refused
     "clip_actions": {ALL: (T + "test_normalize_and_clip_actions_change_the_env_actions_of_every_algorithm",
                            "tests/test_actions_in_space.py::test_sac_host_loop_box_actions"),
-                     "DQN": NOOP + "DQN acts in Discrete spaces only; clip_actions clips Box actions"},
-    "num_envs_per_env_runner": {"PPO": PPO_SAMPLING, "DQN": OFF_POLICY, "SAC": OFF_POLICY, "BC": REFUSE},
+                     "DQN": REFUSE},
+    "num_envs_per_env_runner": {"PPO": (PPO_SAMPLING, REFUSE,  # != 1 refused for multi-agent PPO
+                                        T + "test_multi_agent_ppo_refuses_num_envs_per_env_runner_in_its_learner",
+                                        "tests/test_cli_envs.py::test_multi_agent_env_keeps_one_env_on_the_command_line"),
+                                "DQN": OFF_POLICY, "SAC": OFF_POLICY, "BC": REFUSE},
     "rollout_fragment_length": {"PPO": (PPO_SAMPLING, REFUSE), "DQN": (OFF_POLICY, REFUSE), "SAC": (OFF_POLICY, REFUSE),
                                 "BC": REFUSE},
     "env_to_module_connector": {ALL: (T + "test_env_to_module_connector_shapes_the_module_input", REFUSE),
                                 "BC": REFUSE},
-    "num_env_runners": {ALL: "tests/test_num_env_runners.py"},  # another engineer's file (BC: see the report)
+    "num_env_runners": {ALL: "tests/test_num_env_runners.py", "BC": REFUSE},
     "model_config": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module"},
     "rl_module_spec": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module",
                        "DQN": REFUSE, "SAC": REFUSE, "BC": REFUSE},
@@ -689,12 +780,22 @@ SETTINGS = {
 MODEL_FIELDS = {
     **{case[0]: MODEL for case in MODEL_EFFECTS},
     "max_seq_len": T + "test_max_seq_len_changes_recurrent_training",
-    "lstm_use_prev_action": REFUSE,
-    "lstm_use_prev_reward": REFUSE,
+    "head_fcnet_use_layernorm": (MODEL, T + "test_head_fcnet_use_layernorm_reaches_the_gaussian_policy_head"),
+    # PPO and BC read them; the modules that do not (DQN, SAC) refuse non-default values
+    "free_log_std": {ALL: MODEL, "SAC": (REFUSE, T + "test_default_modules_refuse_the_model_fields_they_do_not_read"),
+                     "DQN": (REFUSE, T + "test_default_modules_refuse_the_model_fields_they_do_not_read")},
+    "log_std_clip_param": {ALL: MODEL,
+                           "SAC": (REFUSE, T + "test_default_modules_refuse_the_model_fields_they_do_not_read",
+                                   T + "test_sac_squashed_gaussian_clamps_the_log_std_to_rllibs_range"),
+                           "DQN": (REFUSE, T + "test_default_modules_refuse_the_model_fields_they_do_not_read")},
+    "vf_share_layers": {ALL: MODEL, **{a: (REFUSE, T + "test_default_modules_refuse_the_model_fields_they_do_not_read")
+                                       for a in ("DQN", "SAC", "BC")}},
+    "lstm_use_prev_action": (REFUSE, T + "test_default_model_config_refuses_lstm_use_prev_fields"),
+    "lstm_use_prev_reward": (REFUSE, T + "test_default_model_config_refuses_lstm_use_prev_fields"),
     "double_q": LEARNER, "dueling": LEARNER, "twin_q": LEARNER,
     "epsilon": "tests/test_dqn.py::test_dqn_module_heads_and_epsilon_greedy",
 }
-NO_EFFECT = {("DQN", "normalize_actions"), ("DQN", "clip_actions")}
+NO_EFFECT: set = set()  # every accepted setting has an effect or is refused (issue 11, point 7)
 
 
 def accepted_settings(cls):
@@ -782,10 +883,11 @@ def test_every_entry_names_real_evidence():
         for algo in [a for a in SETTINGS[name]]:
             for evidence in _evidence(SETTINGS, name, algo):
                 _check_evidence(evidence, name, algo if algo != ALL else _first_algo_accepting(name))
-    for name in MODEL_FIELDS:
-        for evidence in _evidence(MODEL_FIELDS, name):
-            algo = {"double_q": "DQN", "dueling": "DQN", "twin_q": "SAC"}.get(name, "PPO")
-            _check_evidence(evidence, name, algo)
+    for name, entry in MODEL_FIELDS.items():
+        default_algo = {"double_q": "DQN", "dueling": "DQN", "twin_q": "SAC"}.get(name, "PPO")
+        for algo in (entry if isinstance(entry, dict) else [ALL]):
+            for evidence in _evidence(MODEL_FIELDS, name, algo):
+                _check_evidence(evidence, name, default_algo if algo == ALL else algo)
 
 
 def _first_algo_accepting(name):
@@ -794,48 +896,26 @@ def _first_algo_accepting(name):
     return next(a for a, cls in CONFIG_CLASSES.items() if a not in own and name in accepted_settings(cls))
 
 
-def test_the_no_effect_entries_are_exactly_these():
-    """Accepted settings without an effect are documented, and only these: growing this set needs a reason."""
+def test_no_setting_is_accepted_without_effect():
+    """Every accepted setting has an effect or is refused: the table has no "no effect" entry (NO_EFFECT is
+    empty; a new one would need a documented reason here)."""
     found = {(algo, name) for name, entry in SETTINGS.items() for algo in CONFIG_CLASSES
              if name in accepted_settings(CONFIG_CLASSES[algo])
              and any(e.startswith(NOOP) for e in _evidence(SETTINGS, name, algo))}
     assert found == NO_EFFECT
 
 
-# Known gaps, reported (not fixable from this change's files: the modules and model_config.py): a
-# DefaultModelConfig field a default module accepts but does not read. The test fails once a gap is
-# fixed (the field then changes the module), so the list is kept true.
-MODEL_FIELD_GAPS = [  # (algorithm, field, value, fields both modules share, action space, why)
-    ("SAC", "free_log_std", True, {}, PENDULUM_ACT, "SAC's policy head is built without its distribution class"),
-    ("SAC", "log_std_clip_param", 1e-3, {}, PENDULUM_ACT, "SAC's policy head is built without its distribution class"),
-    ("DQN", "free_log_std", True, {}, CARTPOLE_ACT, "accepted silently (PPO/BC refuse it for non-Gaussian actions)"),
-    ("DQN", "vf_share_layers", False, {}, CARTPOLE_ACT, "DQN's module has no critic encoder to share"),
-    ("SAC", "vf_share_layers", False, {}, PENDULUM_ACT, "SAC's module has no value-function encoder to share"),
-    ("BC", "vf_share_layers", False, {}, CARTPOLE_ACT, "BC's module has no value function"),
-    ("PPO", "head_fcnet_use_layernorm", True, HEAD, BOX_ACT,
-     "the policy's GaussianHead is built without use_layernorm (the value head has it)"),
-]
-
-
-def algo_module_outcome(algo, model_config, act_space):
-    obs_space = PENDULUM_OBS if algo == "SAC" else CARTPOLE_OBS
-    config = CONFIG_CLASSES[algo]().rl_module(model_config={**TINY, **model_config})
-    module = config.module_spec_for(obs_space, act_space).build()
-    obs = np.random.default_rng(0).uniform(-1, 1, (3, *obs_space.shape)).astype(np.float32)
-    with jax.disable_jit():
-        params = module.init_fn(jax.random.key(0))
-        out = module.phase_fn("inference")(params, {Columns.OBS: obs}, jax.random.key(1))
-    if algo == "PPO":  # the policy only: the gap is in the policy head
-        return params["pi"], out[Columns.ACTION_DIST_INPUTS]
-    return params, out
-
-
-@pytest.mark.parametrize("algo,field,value,shared,act_space,why", MODEL_FIELD_GAPS,
-                         ids=[f"{c[0]}-{c[1]}" for c in MODEL_FIELD_GAPS])
-def test_known_model_config_gaps_are_still_gaps(algo, field, value, shared, act_space, why):
-    assert not outcomes_differ(algo_module_outcome(algo, shared, act_space),
-                               algo_module_outcome(algo, {**shared, field: value}, act_space)), (
-        f"{algo}'s module now reads {field}: remove it from MODEL_FIELD_GAPS")
+@pytest.mark.parametrize("free_log_std", [False, True])
+def test_head_fcnet_use_layernorm_reaches_the_gaussian_policy_head(free_log_std):
+    """As for every other head (RLlib applies it to every head MLP), a DiagGaussian policy head gets a
+    LayerNorm after each hidden layer with head_fcnet_use_layernorm: params and outputs change."""
+    shared = {**HEAD, "free_log_std": free_log_std}
+    base = module_outcome(shared, CARTPOLE_OBS, BOX_ACT)
+    normed = module_outcome({**shared, "head_fcnet_use_layernorm": True}, CARTPOLE_OBS, BOX_ACT)
+    head = normed[0]["pi"]["mean" if free_log_std else "net"]
+    assert "layernorm_0" in head and "layernorm_0" not in base[0]["pi"]["mean" if free_log_std else "net"]
+    assert "layernorm_0" in normed[0]["vf"]  # the value head had it already
+    assert not np.allclose(base[1], normed[1])
 
 
 def test_lr_schedule_counts_the_updates_of_every_env_runners_rows():

@@ -12,8 +12,6 @@ from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 
 _NOT_PROVIDED = object()
-# DefaultModelConfig fields (RLlib's names) that no default module reads: True is refused by validate().
-_UNUSED_MODEL_FIELDS = ("lstm_use_prev_action", "lstm_use_prev_reward")
 
 
 class AlgorithmConfig:
@@ -136,6 +134,7 @@ class AlgorithmConfig:
             out["num_envs_per_env_runner"] = ((1,), why + " (evaluate() steps one env)")
             out["env_to_module_connector"] = ((None,), why + "; its module takes the recorded observations as they are")
             out["gamma"] = ((0.99,), f"{name} clones the recorded actions: there is no return to discount")
+            out["num_env_runners"] = ((0,), why + " (evaluate() steps its env in this process)")
         if "replay_buffer_config" in self.__dict__ and self.env is not None and not is_gymnax(self.env):
             out["rollout_fragment_length"] = ((1, "auto"), f"{name}'s loop over gymnasium envs steps every env once "
                                               "per update (rollout_fragment_length is read by the gymnax loop)")
@@ -169,7 +168,8 @@ class AlgorithmConfig:
                    self.minibatch_size)
 
     def _validate_default_model_config(self) -> None:
-        """A dict model config for this algorithm's default module: every key a known one."""
+        """A model config for this algorithm's default module: every key a known one, and the fields the
+        module does not read (its `unused_model_fields`) at their defaults."""
         from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
 
         if isinstance(self.rl_module_spec, MultiRLModuleSpec) or self.policies is not None:
@@ -179,13 +179,12 @@ class AlgorithmConfig:
         module_cls = (user.module_class if user is not None else None) or default_cls
         if module_cls is not default_cls:
             return  # custom modules may read any keys from their model_config
+        from jaxrl_modules.models import refuse_unused_model_fields
+
         merged = self.merged_model_config(user.model_config if user is not None else None)
-        if isinstance(merged, dict):
+        if isinstance(merged, dict):  # DefaultModelConfig refuses lstm_use_prev_action/_reward=True itself
             merged = DefaultModelConfig.from_any(merged, extra_keys=tuple(self.model_config_auto_includes))
-        for field in _UNUSED_MODEL_FIELDS:
-            if getattr(merged, field, False) is not False:
-                v.fail(f"model_config[{field!r}]", "False (the default): the default modules' LSTM takes the "
-                       "encoder's output only; previous actions and rewards are not fed to it", getattr(merged, field))
+        refuse_unused_model_fields(merged, module_cls)  # e.g. vf_share_layers for DQN, SAC and BC
 
     # ----------------------------------------------------------------- builder methods
     def _training_keys(self) -> list[str]:
@@ -214,7 +213,8 @@ class AlgorithmConfig:
         step `max(1, num_env_runners) * num_envs_per_env_runner` envs, each in a worker process when it is
         >= 1 (gymnasium's AsyncVectorEnv); 0 steps them in this process. A "auto" rollout_fragment_length
         keeps the train batch (it is split over all those envs). The gymnax (all-in-jit) and multi-agent
-        loops reject num_env_runners > 0 when they build: use num_envs_per_env_runner there."""
+        loops reject num_env_runners > 0 when they build: use num_envs_per_env_runner in the gymnax loops (the
+        multi-agent loop steps one env: it refuses num_envs_per_env_runner != 1)."""
         given = dict(num_envs_per_env_runner=num_envs_per_env_runner, rollout_fragment_length=rollout_fragment_length,
                      env_to_module_connector=env_to_module_connector, num_env_runners=num_env_runners)
         self._set(**{k: val for k, val in given.items() if val is not _NOT_PROVIDED})

@@ -73,14 +73,20 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
 
     Config, training = config_class(algo)
     check_seed("--seed", seed)
+    given_num_envs = num_envs is not None
     num_envs = NUM_ENVS_DEFAULTS[algo] if num_envs is None else num_envs  # 0 is an error, not the default
     if not is_int(num_envs) or num_envs < 1:
         raise UsageError(f"--num-envs (num_envs_per_env_runner) must be an int >= 1; got {num_envs}")
-    config = Config().environment(env).env_runners(num_envs_per_env_runner=num_envs).debugging(seed=seed)
+    config = Config().environment(env).debugging(seed=seed)
     if algo == "bc" and "input_" not in overrides:
         raise UsageError("--algo bc needs recorded transitions: --config input_=<path to .npz or directory>")
     model_fields = {f.name for f in dataclasses.fields(DefaultModelConfig)}
     apply_env_flags(config, algo, env, env_config, flatten_obs, atari)
+    if not _is_multi_agent_env(algo, config, atari):
+        config.env_runners(num_envs_per_env_runner=num_envs)
+    elif given_num_envs and num_envs != 1:  # the multi-agent loop steps one env: the default is left there
+        raise UsageError(f"--num-envs {num_envs}: --env {env!r} is a multi-agent env, whose loop steps one env "
+                         f"(num_envs_per_env_runner 1); expected --num-envs 1 or no --num-envs")
     model = dict(CLI_MODEL_DEFAULTS[algo])
     if atari and algo == "ppo":
         model.update(ATARI_MODEL_DEFAULTS)
@@ -111,6 +117,22 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
     config = config.rl_module(model_config=model).training(**training)
     config.validate()
     return config
+
+
+def _is_multi_agent_env(algo: str, config: Any, atari: bool) -> bool:
+    """Whether `--env` (already checked by `apply_env_flags`) is a multi-agent env: only PPO trains one, on
+    gymnasium-style envs (not gymnax, not Atari); the env is built once more to tell."""
+    from jaxrl_modules.algorithms.multi_agent_env_runner import is_multi_agent_env
+    from jaxrl_modules.envs.registry import is_gymnax, make_env
+
+    if algo != "ppo" or atari or is_gymnax(config.env):
+        return False
+    env = make_env(config.env, config.env_config)
+    try:
+        return is_multi_agent_env(env)
+    finally:
+        if hasattr(env, "close"):
+            env.close()
 
 
 def config_class(algo: str) -> tuple[type, dict]:
@@ -165,6 +187,8 @@ def show_config(args: argparse.Namespace) -> int:
     for key in sorted(set(config._training_keys()) | {"num_envs_per_env_runner", "seed"}):
         if key == "num_envs_per_env_runner":
             default, note = NUM_ENVS_DEFAULTS[args.algo], " (also --num-envs)"
+            if args.algo == "ppo":
+                note += "; 1 on multi-agent envs, whose loop steps one env"
         elif key == "seed":
             default, note = 0, " (also --seed)"
         elif key in cli_training:

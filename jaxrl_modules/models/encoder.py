@@ -85,7 +85,8 @@ def initial_lstm_state(config: DefaultModelConfig) -> dict:
 
 def make_head(config: DefaultModelConfig, output_dim: int, dist_cls: Optional[type] = None,
               name: Optional[str] = None) -> nn.Module:
-    """An MLP head over `head_fcnet_hiddens` with a linear output of `output_dim` units.
+    """An MLP head over `head_fcnet_hiddens` (a LayerNorm after each hidden layer with
+    `head_fcnet_use_layernorm`, for every head as RLlib) with a linear output of `output_dim` units.
 
     For a DiagGaussian policy the log-std half is clipped to ±log_std_clip_param, or, with
     `free_log_std`, is a learned state-independent parameter.
@@ -102,7 +103,22 @@ def make_head(config: DefaultModelConfig, output_dim: int, dist_cls: Optional[ty
         raise ValueError(f"free_log_std=True needs a DiagGaussian action distribution; got {dist_cls}")
     if is_gaussian:
         return GaussianHead(action_dim=output_dim // 2, free_log_std=config.free_log_std,
-                            log_std_clip=config.log_std_clip_param, **common)
+                            log_std_clip=config.log_std_clip_param, use_layernorm=config.head_fcnet_use_layernorm,
+                            **common)
     return MLP(output_dim=output_dim, use_layernorm=config.head_fcnet_use_layernorm, **common)
 
 
+
+
+def refuse_unused_model_fields(config: DefaultModelConfig, module_cls: type) -> None:
+    """The DefaultModelConfig fields a default module has no use for (its `unused_model_fields`
+    ClassVar: `{field: why}`) must keep their defaults: any other value is a ValueError naming the
+    field, the default it accepts, why, and the value received, rather than being ignored. Called
+    when the module is constructed (spec build) and by `AlgorithmConfig.validate()` for a default module."""
+    from jaxrl_modules.validation import fail
+
+    for name, why in getattr(module_cls, "unused_model_fields", {}).items():
+        default = DefaultModelConfig.field_default(name)
+        value = getattr(config, name, default)
+        if value != default:  # the config's values are normalised (Python bools and floats)
+            fail(f"model_config[{name!r}]", f"{default!r} (the default) for {module_cls.__name__}: {why}", value)

@@ -49,6 +49,8 @@ class GaussianHead(nn.Module):
 
     With `free_log_std` the log-std is a learned state-independent parameter (initialised
     to 0, RLlib's free_log_std head); otherwise it is the second half of an MLP's output.
+    `use_layernorm` (head_fcnet_use_layernorm) puts a LayerNorm after each hidden layer of the
+    MLP, as for every other head.
     """
 
     hiddens: Sequence[int]
@@ -58,11 +60,12 @@ class GaussianHead(nn.Module):
     log_std_clip: float = 20.0
     kernel_init: Callable = default_kernel_init
     bias_init: Callable = default_bias_init
+    use_layernorm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         out_dim = self.action_dim if self.free_log_std else 2 * self.action_dim
-        out = MLP(self.hiddens, self.activation, out_dim, self.kernel_init, self.bias_init,
+        out = MLP(self.hiddens, self.activation, out_dim, self.kernel_init, self.bias_init, self.use_layernorm,
                   name="mean" if self.free_log_std else "net")(x)
         if self.free_log_std:
             mean = out

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.model_config import DefaultModelConfig
-from jaxrl_modules.models import Encoder, check_observation_space, initial_lstm_state, make_head
+from jaxrl_modules.models import (Encoder, check_observation_space, initial_lstm_state, make_head,
+                                  refuse_unused_model_fields)
 from jaxrl_modules.rl_module import RLModule
 
 
 class DefaultBCRLModule(RLModule):
     """RLlib's default BC module: `encoder` then `pi`; `_forward` serves every phase."""
+
+    # DefaultModelConfig fields this module does not read: refused unless at their defaults.
+    unused_model_fields: ClassVar[dict] = {
+        "vf_share_layers": "BC's module has no value function: its one encoder feeds the policy head only",
+    }
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        refuse_unused_model_fields(self.config(), type(self))
 
     @nn.nowrap
     def config(self) -> DefaultModelConfig:

@@ -51,6 +51,15 @@ class DQNConfig(OffPolicyConfig):
                                               "sampling step after num_steps_sampled_before_learning_starts)"),
         }
 
+    def settings_without_effect(self) -> dict:
+        """Beside the base's: `normalize_actions` and `clip_actions` map Box actions to the env, and DQN acts in
+        Discrete action spaces only, so they must keep their defaults (True, False)."""
+        out = super().settings_without_effect()
+        why = "DQN acts in Discrete action spaces only, and {} applies to Box actions"
+        out["normalize_actions"] = ((True,), why.format("normalize_actions (mapping [-1, 1] to [low, high])"))
+        out["clip_actions"] = ((False,), why.format("clip_actions (clipping to [low, high])"))
+        return out
+
     @property
     def model_config_auto_includes(self) -> dict:  # type: ignore[override]
         """RLlib's auto-includes, the DQNModelConfig fields that DQNConfig sets (`training(double_q=...,

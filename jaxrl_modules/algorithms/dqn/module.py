@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.model_config import DefaultModelConfig
-from jaxrl_modules.models import Encoder, check_observation_space, make_head
+from jaxrl_modules.models import Encoder, check_observation_space, make_head, refuse_unused_model_fields
 from jaxrl_modules.rl_module import RLModule
 from jaxrl_modules.validation import boolean, schedule
 
@@ -57,9 +57,18 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     subclass that reads more settings sets `model_config_class` to a subclass of DQNModelConfig."""
 
     model_config_class: ClassVar[type] = DQNModelConfig
+    # DefaultModelConfig fields this module does not read: refused unless at their defaults (a subclass
+    # that reads one drops it from this dict).
+    unused_model_fields: ClassVar[dict] = {
+        "free_log_std": "DQN's heads output Q-values: there is no Gaussian policy whose log-std could be free",
+        "log_std_clip_param": "DQN's heads output Q-values: there is no Gaussian log-std to clip",
+        "vf_share_layers": "DQN's advantage (af) and value (vf) heads always share its one encoder; there is no "
+                           "separate value-function encoder",
+    }
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_config", self.model_config_class.from_any(self.model_config))
+        refuse_unused_model_fields(self.model_config, type(self))
         super().__post_init__()
 
     @nn.nowrap

@@ -181,10 +181,15 @@ def rows_per_iteration(config: Any) -> int:
 
 def check_multi_agent_settings(config: Any) -> None:
     """Settings the multi-agent loop (a MultiRLModule over a multi-agent env) does not read are refused
-    rather than ignored: it steps its env `train_batch_size // num_agents` times per iteration
-    (`rollout_fragment_length` must stay "auto") and feeds each agent's observation to its module as it
-    is (`env_to_module_connector` must stay None)."""
+    rather than ignored: it steps one env (`num_envs_per_env_runner` must stay 1) `train_batch_size //
+    num_agents` times per iteration (`rollout_fragment_length` must stay "auto") and feeds each agent's
+    observation to its module as it is (`env_to_module_connector` must stay None)."""
     from jaxrl_modules import validation as v
+
+    if config.num_envs_per_env_runner != 1:
+        v.fail("num_envs_per_env_runner", "1 for multi-agent PPO (the multi-agent env runner steps one multi-agent "
+               "env; each iteration's batch comes from train_batch_size // num_agents steps of it)",
+               config.num_envs_per_env_runner)
 
     if config.rollout_fragment_length != "auto":
         v.fail("rollout_fragment_length", "'auto' for multi-agent PPO (each iteration steps the multi-agent env "

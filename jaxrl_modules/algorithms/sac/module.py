@@ -16,7 +16,7 @@ from jaxrl_modules.apis import InferenceOnlyAPI, QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
 from jaxrl_modules.distributions import SquashedGaussian
 from jaxrl_modules.model_config import DefaultModelConfig
-from jaxrl_modules.models import Encoder, check_observation_space, make_head
+from jaxrl_modules.models import Encoder, check_observation_space, make_head, refuse_unused_model_fields
 from jaxrl_modules.rl_module import RLModule
 from jaxrl_modules.validation import boolean
 
@@ -59,10 +59,20 @@ class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     (`environment(normalize_actions=True)`, the default); Q takes the module's [-1, 1] actions."""
 
     model_config_class: ClassVar[type] = SACModelConfig  # a subclass may extend it with its own settings
+    # DefaultModelConfig fields this module does not read, as RLlib's SAC: refused unless at their defaults
+    # (a subclass that reads one drops it from this dict).
+    unused_model_fields: ClassVar[dict] = {
+        "free_log_std": "SAC's policy head outputs the squashed Gaussian's mean and log-std (RLlib's SAC asserts "
+                        "free_log_std=False)",
+        "log_std_clip_param": "SAC's squashed Gaussian clamps the log-std to [-5, 2] (RLlib's MIN/MAX_LOG_NN_OUTPUT); "
+                              "as in RLlib's SAC, its policy head applies no +-log_std_clip_param clip",
+        "vf_share_layers": "SAC has no value function: its policy and Q networks always have separate encoders",
+    }
 
     def __post_init__(self) -> None:
         # Parsed once, when the module is constructed (clones carry the typed config).
         object.__setattr__(self, "model_config", self.model_config_class.from_any(self.model_config))
+        refuse_unused_model_fields(self.model_config, type(self))
         super().__post_init__()
         if self.action_space is not None:
             check_sac_action_space(self.action_space)
