@@ -309,24 +309,21 @@ class Algorithm:
                        "agent_to_module": None}
         if env_config_repr is not None:
             entry["env_config_repr"] = env_config_repr
+        info = self._env_info()
         if cfg.env_to_module_connector is not None:
-            connector = self._env_connector()
-            cls = type(connector) if connector is not None else None
+            cls = type(info["connector"]) if info["connector"] is not None else None
             entry["connector"] = {"class": cls.__name__ if cls else None, "path": import_path(cls) if cls else None}
-        runner = getattr(self, "runner", None)
-        if getattr(self, "mode", None) == "multi" and runner is not None:
+        if info["agent_to_module"] is not None:
+            pairs = info["agent_to_module"]
             entry["multi_agent"] = True
-            pairs = [[a, runner.mapping_fn(a, 0)] for a in runner.agents]
             entry["agent_to_module"] = pairs if _json_or_none(pairs)[1] is None else None
         return entry
 
-    def _env_connector(self) -> Any:
-        """The env-to-module connector object this algorithm built, or None when there is none to find."""
-        for owner in (self, getattr(self, "runner", None)):
-            if getattr(owner, "connector", None) is not None:
-                return owner.connector
-        jax_algo = getattr(self, "jax_ppo", None)
-        return jax_algo.runner.obs_fn if jax_algo is not None else None
+    def _env_info(self) -> dict:
+        """What `env_entry` records of the built env: `{"connector": the env-to-module connector or None,
+        "agent_to_module": [[agent, module_id], ...] (multi-agent) or None}`; an algorithm whose loop builds
+        a connector or a multi-agent env says so (`DrivenAlgorithm` asks its driver)."""
+        return {"connector": None, "agent_to_module": None}
 
     def restore_from_path(self, path: Any, component: Optional[str] = None) -> None:
         """Restores a whole algorithm checkpoint, or with `component=

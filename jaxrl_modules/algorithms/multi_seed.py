@@ -30,6 +30,7 @@ import numpy as np
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm import Algorithm, read_json_object
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
+from jaxrl_modules.algorithms.jit_driver import NONFINITE_KEYS, JitDriver
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named
 from jaxrl_modules.envs.registry import is_gymnax
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
@@ -38,8 +39,6 @@ MULTI_SEED_JSON = "multi_seed.json"
 KIND = "multi_seed"
 FORMAT = "jaxrl_modules.multi_seed/1"
 KEPT = "every seed keeps its whole state from before this iteration"
-_SKIP = ("episode_return_mean", "num_episodes", "num_env_steps_sampled_lifetime")
-_NONFINITE_KEYS = ("nonfinite_code", "first_nonfinite_iteration", "first_nonfinite_code")
 
 
 def seed_dir_name(index: int) -> str:
@@ -52,24 +51,6 @@ def _nanmean(values: Any) -> float:
     arr = np.asarray(list(values), dtype=np.float64)
     finite = arr[~np.isnan(arr)]
     return float(finite.mean()) if finite.size else float("nan")
-
-
-def _ppo_seed_result(m: dict, returns: EpisodeReturns) -> dict:
-    """One seed's result from its metrics of a jitted PPO iteration (as `PPO.training_step`); updates `returns`."""
-    n = int(m["num_episodes"])
-    return {"env_runners": returns.update_sum(float(m["episode_return_mean"]) * n if n else 0.0, n),
-            "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"]),
-            "learners": {DEFAULT_MODULE_ID: {k: float(x) for k, x in m.items() if k not in _SKIP}}}
-
-
-def _off_policy_seed_result(m: dict, returns: EpisodeReturns) -> dict:
-    """One seed's result from its metrics of a scan of jitted DQN/SAC steps (as `OffPolicyAlgorithm.training_step`);
-    updates `returns`."""
-    ended = m["num_episodes"] > 0
-    total = float(np.sum(m["episode_return_mean"][ended] * m["num_episodes"][ended]))
-    return {"env_runners": returns.update_sum(total, int(m["num_episodes"].sum())),
-            "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"][-1]),
-            "learners": {DEFAULT_MODULE_ID: {k: float(np.nanmean(x)) for k, x in m.items() if k not in _SKIP}}}
 
 
 def _identify(path: Path) -> Optional[tuple]:
@@ -121,7 +102,7 @@ class MultiSeedAlgorithm:
                              f"the largest seed; got seed={seed} and num_seeds (--num-seeds) {num_seeds}")
         self.num_seeds = int(num_seeds)
         self._algo = config.build()  # the module, learner and jitted iteration shared by all seeds
-        if getattr(self._algo, "mode", None) != "jax":
+        if not isinstance(self._algo.driver, JitDriver):
             raise ValueError(f"num_seeds (--num-seeds) needs the all-in-jit mode; {cls.__name__} on {config.env!r} did not "
                              "build it")
         self.config = self._algo.config
@@ -130,10 +111,9 @@ class MultiSeedAlgorithm:
         self.module = self._algo.module
         self.iteration = 0
         self._ppo = isinstance(self._algo, PPO)
-        if self._ppo:
-            init, step, self._names = self._algo.jax_ppo.init, self._algo._iteration_fn, self._algo.jax_ppo.nonfinite_names
-        else:
-            init, step, self._names = self._algo.jax_algo.init, self._algo._run, self._algo.jax_algo.nonfinite_names
+        driver = self._algo.driver
+        init, step, self._names = driver.pieces.init, driver.step, driver.pieces.nonfinite_names
+        self._seed_result = driver.result  # one seed's result, as the single algorithm's train() gives it
         keys = jnp.stack([jax.random.key(s) for s in self.seeds])
         self.state = jax.jit(jax.vmap(init))(keys)
         self._step = jax.jit(jax.vmap(step))  # built once: every train() reuses its one compilation
@@ -151,11 +131,10 @@ class MultiSeedAlgorithm:
         state, metrics = self._step(self.state)
         metrics = jax.device_get(metrics)
         self._raise_nonfinite(metrics, state, iteration)
-        for key in _NONFINITE_KEYS:
+        for key in NONFINITE_KEYS:
             metrics.pop(key, None)
         returns = [copy.copy(r) for r in self._returns]
-        seed_result = _ppo_seed_result if self._ppo else _off_policy_seed_result
-        per_seed = [seed_result({k: x[i] for k, x in metrics.items()}, returns[i]) for i in range(self.num_seeds)]
+        per_seed = [self._seed_result({k: x[i] for k, x in metrics.items()}, returns[i]) for i in range(self.num_seeds)]
         self.state, self._returns, self.iteration = state, returns, iteration
         elapsed = time.perf_counter() - start
         for result in per_seed:
@@ -207,7 +186,7 @@ class MultiSeedAlgorithm:
         """A single-seed Algorithm (config seed `seeds[index]`) holding seed `index`'s current state and
         iteration: save, evaluate or train it like any algorithm; it is independent of this object."""
         index = self._index(index, "algorithm_for_seed's index")
-        single = copy.copy(self._algo)  # shares the module, learner and jitted functions; not the state
+        single = copy.copy(self._algo)  # its own driver copy: shares the module, learner and jitted functions, not the state
         single.config = self._configs[index].copy()
         single._set_state(self._seed_state(index))
         single.iteration = self.iteration

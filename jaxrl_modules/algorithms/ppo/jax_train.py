@@ -41,12 +41,13 @@ class JaxPPO(CheckedIteration):
         env, env_params = make_gymnax(config.env, config.env_config)
         self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
         obs_space, act_space = self.runner.observation_space, self.runner.action_space
+        self.connector: Any = None  # the env-to-module connector built, if any (runner.obs_fn)
         connector = None
         if config.env_to_module_connector is not None:
             connector = config.env_to_module_connector(env)
             connector.set_spaces(obs_space, act_space)
             obs_space = connector.observation_space
-            self.runner.obs_fn = connector
+            self.runner.obs_fn = self.connector = connector
         self.spec = config.module_spec_for(obs_space, act_space)
         self.module = self.spec.build()
         check_required_apis(self.module, config.get_default_learner_class().rl_module_required_apis(), "default_policy")

@@ -1,0 +1,135 @@
+"""Driver: one training loop (host, multi-agent host, all-in-jit) behind one small protocol, and
+`DrivenAlgorithm`, the Algorithm that composes one.
+
+An algorithm picks its driver once, in `_setup`, from the env kind; afterwards nothing asks which
+loop runs: train / evaluate / save / restore / get_params all delegate to the driver. A driver
+holds the loop's configuration (module, learner, runner, jitted closures built once in its
+constructor) and the state objects the loop changes; `state()` is exactly the checkpoint state.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional, Protocol
+
+from jaxrl_modules.algorithms.algorithm import Algorithm
+from jaxrl_modules.algorithms.env_runner import EpisodeReturns
+
+
+class Driver(Protocol):
+    """One training loop over one module. `returns` carries `episode_return_mean` across iterations
+    (`module_returns` per module when multi-agent, else None)."""
+
+    module: Any
+    learner: Any
+    returns: EpisodeReturns
+    module_returns: Optional[dict]
+
+    def training_step(self, iteration: int) -> dict:
+        """One iteration (`iteration` is 1-based, for errors); an RLlib-style result. Raises
+        `NonFiniteError` keeping the state from before the iteration (as each loop documents)."""
+
+    def evaluate(self, episodes: int) -> list[float]:
+        """The returns of `episodes` complete deterministic episodes on fresh envs."""
+
+    def params(self) -> Any:
+        """The current params (the learner's)."""
+
+    def with_params(self, params: Any) -> None:
+        """Replaces the params, keeping the rest of the state."""
+
+    def state(self) -> Any:
+        """Everything a checkpoint holds (learner state, RNG, counters; all-in-jit: env state too)."""
+
+    def set_state(self, state: Any) -> None:
+        """Restores what `state()` gave."""
+
+    def env_info(self) -> dict:
+        """`{"connector": the env-to-module connector built or None, "agent_to_module": [[agent,
+        module_id], ...] for a multi-agent env, else None}` (algorithm.json's "env")."""
+
+    def stop(self) -> None:
+        """Closes envs and env worker processes; idempotent."""
+
+
+class DrivenAlgorithm(Algorithm):
+    """An Algorithm whose loop is a `Driver` (`self.driver`), chosen once by `_make_driver`.
+
+    The driver's loop-specific attributes the library and its users read (`runner`, `act`,
+    `learner_state`, `train_state`, `jax_ppo`, `envs`, `host_state`, `env_steps`, ...) are read
+    through from the driver; an attribute the chosen loop lacks raises AttributeError as before."""
+
+    def _make_driver(self) -> Driver:
+        raise NotImplementedError
+
+    def _setup(self) -> None:
+        self.driver = self._make_driver()
+        self.module = self.driver.module
+
+    def __getattr__(self, name: str) -> Any:  # only for names not found on the algorithm itself
+        driver = self.__dict__.get("driver")
+        if driver is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        try:
+            return getattr(driver, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__!r} object (driver {type(driver).__name__}) has no "
+                                 f"attribute {name!r}") from None
+
+    def __copy__(self) -> "DrivenAlgorithm":
+        """A copy with its own driver copy: it shares the module, learner and jitted closures, and its
+        state (set through `_set_state`) is its own (`MultiSeedAlgorithm.algorithm_for_seed`)."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.driver = copy.copy(self.driver)
+        return new
+
+    @property
+    def _returns(self) -> EpisodeReturns:
+        return self.driver.returns
+
+    @_returns.setter
+    def _returns(self, value: EpisodeReturns) -> None:
+        self.driver.returns = value
+
+    @property
+    def _module_returns(self) -> Optional[dict]:
+        return self.driver.module_returns
+
+    @_module_returns.setter
+    def _module_returns(self, value: dict) -> None:
+        self.driver.module_returns = value
+
+    def training_step(self) -> dict:
+        """One iteration of the driver's loop (see the driver's `training_step`)."""
+        return self.driver.training_step(self.iteration + 1)
+
+    def evaluate(self, episodes: Optional[int] = None) -> dict:
+        """Deterministic (forward_inference) returns of `evaluation_duration` (or `episodes`) complete
+        episodes on fresh envs: gymnax envs in one jit (`jax_evaluate`), gymnasium envs in a host loop,
+        multi-agent envs with each agent acting through its mapped module (an episode's return is the
+        sum over its agents)."""
+        episodes = self._evaluation_episodes(episodes)
+        return self._evaluation_result(self.driver.evaluate(episodes), episodes)
+
+    def _params(self) -> Any:
+        return self.driver.params()
+
+    def _set_params(self, params: Any) -> None:
+        self.driver.with_params(params)
+
+    def _state(self) -> Any:
+        return self.driver.state()
+
+    def _set_state(self, state: Any) -> None:
+        self.driver.set_state(state)
+
+    def _env_info(self) -> dict:
+        return self.driver.env_info()
+
+    def stop(self) -> None:
+        """Closes the loop's envs (and their worker processes, `num_env_runners > 0`); idempotent."""
+        driver = self.__dict__.get("driver")
+        if driver is not None:
+            driver.stop()
+        super().stop()
