@@ -51,7 +51,7 @@ def ppo_module_loss(module: Any, params: Any, batch: dict, fwd_out: dict, kl_coe
     ratio = jnp.exp(logp - batch[Columns.ACTION_LOGP])
     adv = batch[Columns.ADVANTAGES]
     surrogate = jnp.minimum(adv * ratio, adv * jnp.clip(ratio, 1 - cfg.clip_param, 1 + cfg.clip_param))
-    values = module.apply({"params": params}, batch, fwd_out.get(Columns.EMBEDDINGS), method="_compute_values")
+    values = module.compute_values_fn()(params, batch, fwd_out.get(Columns.EMBEDDINGS))
     vf_err = (values - batch[Columns.VALUE_TARGETS]) ** 2
     vf_clipped = jnp.clip(vf_err, 0.0, cfg.vf_clip_param)
     entropy = curr.entropy()
@@ -204,6 +204,6 @@ def values_of(learner: PPOLearner, params: Any, batch: dict) -> Any:
     shared encoder (custom MultiRLModule) is used exactly as in the loss."""
     fwd = learner.train_fn(params, batch)
     if not learner.is_multi:
-        return learner.module.apply({"params": params}, batch, fwd.get(Columns.EMBEDDINGS), method="_compute_values")
-    return {mid: learner.module[mid].apply({"params": params[mid]}, batch[mid], fwd[mid].get(Columns.EMBEDDINGS),
-                                           method="_compute_values") for mid in batch}
+        return learner.module.compute_values_fn()(params, batch, fwd.get(Columns.EMBEDDINGS))
+    return {mid: learner.module[mid].compute_values_fn()(params[mid], batch[mid], fwd[mid].get(Columns.EMBEDDINGS))
+            for mid in batch}
