@@ -10,6 +10,7 @@ import jax
 import pytest
 
 import jaxrl_modules
+from jaxrl_modules.algorithms.bc.driver import OfflineDriver
 from jaxrl_modules.algorithms.dqn import DQNConfig
 from jaxrl_modules.algorithms.jit_driver import IterationDriver, ScannedDriver
 from jaxrl_modules.algorithms.off_policy_host_driver import OffPolicyHostDriver
@@ -43,7 +44,8 @@ def test_no_mode_dispatch_in_the_algorithm_layer():
     assert [hit for f in files for hit in _mode_tests(f)] == []
 
 
-@pytest.mark.parametrize("driver", [HostDriver, MultiAgentHostDriver, IterationDriver, ScannedDriver, OffPolicyHostDriver])
+@pytest.mark.parametrize("driver", [HostDriver, MultiAgentHostDriver, IterationDriver, ScannedDriver, OffPolicyHostDriver,
+                                    OfflineDriver])
 def test_every_driver_implements_the_protocol(driver):
     assert [name for name in PROTOCOL if not callable(getattr(driver, name, None))] == []
 

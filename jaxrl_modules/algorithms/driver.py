@@ -18,11 +18,12 @@ from jaxrl_modules.algorithms.env_runner import EpisodeReturns
 
 class Driver(Protocol):
     """One training loop over one module. `returns` carries `episode_return_mean` across iterations
-    (`module_returns` per module when multi-agent, else None)."""
+    (None for a loop without episodes: BC's offline loop), `module_returns` per module when
+    multi-agent, else None."""
 
     module: Any
     learner: Any
-    returns: EpisodeReturns
+    returns: Optional[EpisodeReturns]
     module_returns: Optional[dict]
 
     def training_step(self, iteration: int) -> dict:

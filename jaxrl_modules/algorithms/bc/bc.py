@@ -1,90 +1,22 @@
-"""BC as an Algorithm: each `train()` samples a batch of recorded transitions and updates."""
+"""BC as an Algorithm: each `train()` samples a batch of recorded transitions and updates
+(the offline loop, `OfflineDriver`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Optional
 
-import gymnasium as gym
-import jax
-import numpy as np
-
-from jaxrl_modules.algorithms.algorithm import Algorithm
-from jaxrl_modules.algorithms.bc.offline import check_transitions, load_transitions
-from jaxrl_modules.algorithms.env_runner import evaluate_policy
-from jaxrl_modules.algorithms.nonfinite import nonfinite_code, raise_for_code
-from jaxrl_modules.envs.registry import make_env
-from jaxrl_modules.columns import Columns
+from jaxrl_modules.algorithms.bc.driver import OfflineDriver
+from jaxrl_modules.algorithms.driver import DrivenAlgorithm, Driver
 
 
-class BC(Algorithm):
-    def _setup(self) -> None:
-        cfg = self.config
-        if cfg.input_ is None:
-            raise ValueError("BC needs recorded transitions: call config.offline_data(input_=path)")
-        self.data = load_transitions(cfg.input_)
-        obs_space, act_space = self._spaces()
-        check_transitions(self.data, obs_space, act_space)
-        discrete = (gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
-        if isinstance(act_space, discrete) and self.data[Columns.ACTIONS].dtype.kind == "f":
-            # whole numbers (checked above) stored as floats: the discrete distributions' logp takes ints
-            self.data[Columns.ACTIONS] = self.data[Columns.ACTIONS].astype(np.int64)
-        self.module = cfg.module_spec_for(obs_space, act_space).build()
-        self.learner = cfg.get_default_learner_class()(self.module, cfg)
-        self.rng = jax.random.key(cfg.seed)
-        self.learner_state = self.learner.init(self.module.init(jax.random.fold_in(self.rng, 1)))
-        self._update = jax.jit(self._checked_update)
-        self.num_samples = 0
+class BC(DrivenAlgorithm):
+    """Behavior cloning from recorded transitions (`config.offline_data(input_=path)`)."""
 
-    def _spaces(self) -> tuple:
-        cfg = self.config
-        if cfg.env is not None:
-            env = make_env(cfg.env, cfg.env_config)
-            spaces = env.observation_space, env.action_space
-            env.close()
-            return spaces
-        obs = self.data[Columns.OBS]
-        actions = self.data[Columns.ACTIONS]
-        obs_space = gym.spaces.Box(-np.inf, np.inf, obs.shape[1:], np.float32)
-        if np.issubdtype(actions.dtype, np.integer) and actions.ndim == 1:
-            return obs_space, gym.spaces.Discrete(int(actions.max()) + 1)
-        return obs_space, gym.spaces.Box(-np.inf, np.inf, actions.shape[1:], np.float32)
+    def _make_driver(self) -> Driver:
+        return OfflineDriver(self.config)
 
-    def _checked_update(self, state: Any, batch: dict, rng: jax.Array) -> tuple:
-        state, metrics = self.learner.update(state, batch, rng)
-        return state, metrics, nonfinite_code({"metrics": metrics, "params": state.params})
-
-    def training_step(self) -> dict:
-        """One update on a sampled batch. Raises `NonFiniteError` on a NaN/inf loss or param,
-        keeping the params, optimizer state and RNG from before this iteration."""
-        cfg = self.config
-        rng, k_idx, k_upd = jax.random.split(self.rng, 3)
-        n = len(self.data[Columns.OBS])
-        idx = np.asarray(jax.random.randint(k_idx, (min(cfg.batch_size(), n),), 0, n))
-        batch = {Columns.OBS: self.data[Columns.OBS][idx].astype(np.float32), Columns.ACTIONS: self.data[Columns.ACTIONS][idx]}
-        learner_state, metrics, code = self._update(self.learner_state, batch, k_upd)
-        metrics, code = jax.device_get((metrics, code))
-        raise_for_code(code, {"metrics": metrics, "params": learner_state.params}, self.iteration + 1)
-        self.learner_state, self.rng = learner_state, rng
-        self.num_samples += len(idx)
-        return {"learners": {"default_policy": {k: float(v) for k, v in metrics.items()}},
-                "num_env_steps_trained_lifetime": self.num_samples, "num_env_steps_sampled_lifetime": 0,
-                "env_runners": {"episode_return_mean": float("nan"), "num_episodes": 0}}  # offline: no episodes
-
-    def evaluate(self, episodes: int | None = None) -> dict:
+    def evaluate(self, episodes: Optional[int] = None) -> dict:
+        """As `Algorithm.evaluate`, on the configured env; a ValueError when there is none."""
         if self.config.env is None:
             raise ValueError("evaluate() needs an env: call config.environment(...)")
-        episodes = self._evaluation_episodes(episodes)
-        returns = evaluate_policy(self.config, self.module, self._params(), episodes)
-        return self._evaluation_result(returns, episodes)
-
-    def _params(self) -> Any:
-        return self.learner_state.params
-
-    def _set_params(self, params: Any) -> None:
-        self.learner_state = self.learner_state._replace(params=params)
-
-    def _state(self) -> Any:
-        return {"learner": self.learner_state, "rng": self.rng}
-
-    def _set_state(self, state: Any) -> None:
-        self.learner_state, self.rng = state["learner"], state["rng"]
+        return super().evaluate(episodes)
