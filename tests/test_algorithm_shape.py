@@ -67,8 +67,9 @@ def test_ppo_picks_its_driver_once_by_env_kind(env, driver):
             with pytest.raises(AttributeError):
                 algo.jax_ppo  # noqa: B018 (no all-in-jit pieces on the host loop)
             assert algo.learner_state is algo.driver.learner_state
-        with pytest.raises(AttributeError):
-            algo.no_such_attribute  # noqa: B018
+        for name in ("no_such_attribute", "state", "with_params"):  # protocol methods are not read through
+            with pytest.raises(AttributeError):
+                getattr(algo, name)
     finally:
         algo.stop()
 
@@ -78,6 +79,7 @@ def test_a_copied_algorithm_has_its_own_driver_state():
             .rl_module(model_config=TINY).training(train_batch_size_per_learner=8, replay_buffer_config={"capacity": 64})
             .build())
     assert type(algo.driver) is ScannedDriver and algo.jax_algo is algo.driver.pieces
+    assert algo.state is algo.train_state is algo.driver.train_state  # DQN/SAC's all-in-jit state, as before
     twin = copy.copy(algo)
     assert twin.driver is not algo.driver and twin.driver.step is algo.driver.step  # shared jitted closure
     before = algo._state()

@@ -53,6 +53,10 @@ class Driver(Protocol):
         """Closes envs and env worker processes; idempotent."""
 
 
+_PROTOCOL_METHODS = frozenset({"training_step", "evaluate", "params", "with_params", "state", "set_state", "env_info",
+                               "stop"})  # the algorithm's own API wraps these; never read through
+
+
 class DrivenAlgorithm(Algorithm):
     """An Algorithm whose loop is a `Driver` (`self.driver`), chosen once by `_make_driver`.
 
@@ -69,7 +73,7 @@ class DrivenAlgorithm(Algorithm):
 
     def __getattr__(self, name: str) -> Any:  # only for names not found on the algorithm itself
         driver = self.__dict__.get("driver")
-        if driver is None or name.startswith("__"):
+        if driver is None or name.startswith("__") or name in _PROTOCOL_METHODS:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         try:
             return getattr(driver, name)

@@ -41,3 +41,8 @@ class OffPolicyAlgorithm(DrivenAlgorithm):
     def jax_algo(self) -> Any:
         """The all-in-jit pieces (`JaxOffPolicy`) of a gymnax run; AttributeError for the host loop."""
         return self.driver.pieces
+
+    @property
+    def state(self) -> Any:
+        """The all-in-jit train state (`OffPolicyTrainState`, as `train_state`); AttributeError for the host loop."""
+        return self.driver.train_state
