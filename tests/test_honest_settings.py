@@ -112,6 +112,9 @@ def test_a_shared_encoder_trains_only_when_listed():
         after = algo.get_params()
         for mid in before:
             assert leaves_equal(before[mid], after[mid]) == (mid in frozen), (listed, mid)
+    # Only the encoder listed: no policy's loss would reach anything, so training would change nothing.
+    raises_naming(ValueError, two_agent_config(policies_to_train=[SHARED_ENCODER_ID]).rl_module(rl_module_spec=spec).build,
+                  "policies_to_train", "at least one policy of ['p0', 'p1']", repr([SHARED_ENCODER_ID]))
 
 
 POLICIES_TO_TRAIN_ERRORS = [
@@ -575,12 +578,12 @@ def test_default_model_config_refuses_lstm_use_prev_fields():
         raises_naming(VE, lambda: DefaultModelConfig(**{field: True}), field, "False (the default)", "not fed", "True")
         assert getattr(DefaultModelConfig(**{field: False}), field) is False
         model_config = {**TINY, "use_lstm": True, "lstm_cell_size": 4, field: True}
-        for algo in ("DQN", "SAC", "BC"):  # these modules parse their model config when constructed
+        for algo in ("DQN", "SAC", "BC"):  # every default module parses its model config when constructed
             cls = CONFIG_CLASSES[algo]().get_default_rl_module_spec().module_class
             raises_naming(VE, RLModuleSpec(cls, *_spaces(algo), model_config=model_config).build, field, "not fed")
-        # the PPO module parses it when it builds its networks (init)
-        ppo = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=model_config).build()
-        raises_naming(VE, lambda: ppo.init(jax.random.key(0)), field, "not fed", "True")
+        # PPO's too (spec build), not only when it builds its networks (init)
+        raises_naming(VE, RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=model_config).build,
+                      field, "not fed", "True")
 
 
 def test_multi_agent_ppo_refuses_num_envs_per_env_runner_in_its_learner():

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
 from jaxrl_modules.algorithms.optim import learning_rate, optimizer_for, optimizer_metrics
@@ -93,6 +94,7 @@ class PPOLearner:
         # config requires policies_to_train to name at least one module).
         self.frozen_ids = [m for m in known if m not in trained] if self.is_multi else []
         self.trained_ids = [m for m in self.module_ids if m in trained]
+        require_a_trained_policy(self.trained_ids, self.module_ids, config)
         self.train_fn = module.phase_fn("train")
         # Updates per iteration for lr_schedule: epochs x minibatches of one rollout's batch.
         steps_per_iter = config.num_epochs * config.num_minibatches(rows_per_iteration(config))
@@ -153,8 +155,6 @@ class PPOLearner:
         if self.frozen_ids:
             batch = {mid: b for mid, b in batch.items() if mid not in self.frozen_ids}
             frozen = {mid: state.params[mid] for mid in self.frozen_ids}
-            if not batch:  # only non-policy modules are trained: no loss reaches them
-                return state, {}
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
         trainable, opt_state, metrics = minibatch_epochs(
             lambda p, mb: self.loss({**frozen, **p} if frozen else p, mb, state.kl_coeff), self.optimizer,
@@ -168,6 +168,14 @@ class PPOLearner:
                 kl_coeff[mid] = jnp.where(kl > 2 * cfg.kl_target, kl_coeff[mid] * 1.5,
                                           jnp.where(kl < 0.5 * cfg.kl_target, kl_coeff[mid] * 0.5, kl_coeff[mid]))
         return LearnerState(params, opt_state, kl_coeff), metrics
+
+
+def require_a_trained_policy(trained_ids: list, policy_ids: list, config: Any) -> None:
+    """A ValueError naming `policies_to_train` when it selects no policy (e.g. only a shared
+    encoder): no loss would reach any module, so training would silently change nothing."""
+    if not trained_ids:
+        v.fail("policies_to_train", f"a collection including at least one policy of {list(policy_ids)} (only a policy's "
+               "loss trains anything, a shared encoder included)", getattr(config, "policies_to_train", None))
 
 
 def rows_per_iteration(config: Any) -> int:
@@ -184,8 +192,6 @@ def check_multi_agent_settings(config: Any) -> None:
     rather than ignored: it steps one env (`num_envs_per_env_runner` must stay 1) `train_batch_size //
     num_agents` times per iteration (`rollout_fragment_length` must stay "auto") and feeds each agent's
     observation to its module as it is (`env_to_module_connector` must stay None)."""
-    from jaxrl_modules import validation as v
-
     if config.num_envs_per_env_runner != 1:
         v.fail("num_envs_per_env_runner", "1 for multi-agent PPO (the multi-agent env runner steps one multi-agent "
                "env; each iteration's batch comes from train_batch_size // num_agents steps of it)",

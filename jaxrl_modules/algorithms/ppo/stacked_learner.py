@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
-from jaxrl_modules.algorithms.ppo.learner import LearnerState, PPOLearner, check_multi_agent_settings, values_of
+from jaxrl_modules.algorithms.ppo.learner import (LearnerState, PPOLearner, check_multi_agent_settings,
+                                              require_a_trained_policy, values_of)
 from jaxrl_modules.stacked import stack_trees, unstack_tree
 
 
@@ -33,6 +34,7 @@ class StackedPPOLearner:
         trained = check_policies_to_train(getattr(config, "policies_to_train", None), list(multi.keys()))
         self.trained_ids = [m for m in self.module_ids if m in trained]
         self.frozen_ids = [m for m in self.module_ids if m not in trained]
+        require_a_trained_policy(self.trained_ids, self.module_ids, config)
         self._trained_index = np.asarray([self.module_ids.index(m) for m in self.trained_ids], np.int32)
 
     def init(self, params: dict) -> LearnerState:
@@ -57,8 +59,6 @@ class StackedPPOLearner:
             stacked = stack_trees([batch[m] for m in self.module_ids])
             state, metrics = jax.vmap(self.single.update)(state, stacked, keys)
             return state, dict(zip(self.module_ids, unstack_tree(metrics, len(self.module_ids))))
-        if not self.trained_ids:
-            return state, {}
         idx = self._trained_index
         stacked = stack_trees([batch[m] for m in self.trained_ids])
         sub = jax.tree_util.tree_map(lambda x: x[idx], state)
