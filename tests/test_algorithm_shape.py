@@ -85,3 +85,31 @@ def test_a_copied_algorithm_has_its_own_driver_state():
     before = algo._state()
     twin._set_state(jax.tree_util.tree_map(lambda x: x, twin._state())._replace(env_steps=before.env_steps + 1))
     assert algo._state() is before
+    twin._returns.last = 123.0  # the carried episode_return_mean is the copy's own too
+    assert algo._returns.last != 123.0
+
+
+def test_writing_a_read_through_attribute_reaches_the_driver():
+    algo = _ppo("CartPole-v1").build()
+    try:
+        new_rng = jax.random.key(7)
+        algo.rng = new_rng  # what the loop reads: the driver's, not a shadow on the algorithm
+        assert algo.driver.rng is new_rng and "rng" not in algo.__dict__
+        algo.iteration = 5  # the algorithm's own attribute stays its own
+        assert algo.__dict__["iteration"] == 5 and not hasattr(algo.driver, "iteration")
+    finally:
+        algo.stop()
+
+
+def test_off_policy_host_set_state_leaves_the_callers_state_as_it_is():
+    algo = (DQNConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=1)
+            .rl_module(model_config=TINY).training(train_batch_size_per_learner=8, replay_buffer_config={"capacity": 64})
+            .build())
+    try:
+        state = algo._state()
+        keys = set(state)
+        algo._set_state(state)
+        algo._set_state(state)  # used to fail: the first call popped "env_steps" out of the caller's dict
+        assert set(state) == keys and "env_steps" in keys
+    finally:
+        algo.stop()

@@ -86,8 +86,23 @@ class DrivenAlgorithm(Algorithm):
         state (set through `_set_state`) is its own (`MultiSeedAlgorithm.algorithm_for_seed`)."""
         new = type(self).__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new.driver = copy.copy(self.driver)
+        driver = copy.copy(self.driver)
+        if getattr(driver, "returns", None) is not None:  # carried returns change in place: the copy's are its own
+            driver.returns = copy.copy(driver.returns)
+        if getattr(driver, "module_returns", None) is not None:
+            driver.module_returns = {mid: copy.copy(r) for mid, r in driver.module_returns.items()}
+        new.driver = driver
         return new
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """A name read through from the driver (`algo.learner_state = ...`, `algo.rng = ...`) is written
+        to the driver, where the loop reads it; anything else is the algorithm's own attribute."""
+        driver = self.__dict__.get("driver")
+        if (driver is not None and name not in self.__dict__ and name not in _PROTOCOL_METHODS
+                and not hasattr(type(self), name) and hasattr(driver, name)):
+            setattr(driver, name, value)
+        else:
+            super().__setattr__(name, value)
 
     @property
     def _returns(self) -> EpisodeReturns:

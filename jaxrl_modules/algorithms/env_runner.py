@@ -162,12 +162,14 @@ class GymEnvRunner:
         if hasattr(probe, "possible_agents") and not hasattr(probe, "spec"):
             probe.close()
             raise ValueError(f"{config.env!r} is a multi-agent env; configure multi_agent(...) or use a single-agent env")
-        self.env_observation_space = probe.observation_space
-        self.action_space = probe.action_space
-        self.to_env = env_action_fn(config, probe.action_space)  # module actions -> env actions (unsquash/clip)
-        self.connector = build_connector(config, probe, probe.observation_space, probe.action_space)
-        self.observation_space = self.connector.observation_space if self.connector else probe.observation_space
-        probe.close()
+        try:
+            self.env_observation_space = probe.observation_space
+            self.action_space = probe.action_space
+            self.to_env = env_action_fn(config, probe.action_space)  # module actions -> env actions (unsquash/clip)
+            self.connector = build_connector(config, probe, probe.observation_space, probe.action_space)
+            self.observation_space = self.connector.observation_space if self.connector else probe.observation_space
+        finally:
+            probe.close()
         self.num_envs = total_envs(config)
         self.envs = make_vector_env(config)
         try:

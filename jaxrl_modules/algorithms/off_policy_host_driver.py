@@ -44,11 +44,13 @@ class OffPolicyHostDriver:
     def _build(self, algorithm: str) -> None:
         cfg = self.config
         probe = make_env(cfg.env, cfg.env_config)
-        self.connector = build_connector(cfg, probe, probe.observation_space, probe.action_space)
-        obs_space = self.connector.observation_space if self.connector else probe.observation_space
-        spec = cfg.module_spec_for(obs_space, probe.action_space)
-        self._to_env = env_action_fn(cfg, probe.action_space)  # module actions -> env actions (unsquash/clip)
-        probe.close()
+        try:
+            self.connector = build_connector(cfg, probe, probe.observation_space, probe.action_space)
+            obs_space = self.connector.observation_space if self.connector else probe.observation_space
+            spec = cfg.module_spec_for(obs_space, probe.action_space)
+            self._to_env = env_action_fn(cfg, probe.action_space)  # module actions -> env actions (unsquash/clip)
+        finally:
+            probe.close()
         self.module = spec.build()
         reject_stateful(self.module, algorithm)
         check_required_apis(self.module, cfg.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
@@ -177,6 +179,7 @@ class OffPolicyHostDriver:
         return {**self.host_state, "env_steps": np.asarray(self.env_steps, np.int64)}
 
     def set_state(self, state: dict) -> None:
+        state = dict(state)  # the caller's dict stays as it is
         self.env_steps = int(state.pop("env_steps"))
         self.host_state = state
 

@@ -60,9 +60,13 @@ class MultiAgentHostDriver(HostDriver):
     def _build(self) -> None:
         cfg = self.config
         env = make_env(cfg.env, cfg.env_config)
-        if not is_multi_agent_env(env):
-            raise ValueError(f"multi_agent() needs a multi-agent env (one with possible_agents); got {cfg.env!r}")
-        obs_space, act_space = agent_spaces(env, list(env.possible_agents)[0])
+        try:
+            if not is_multi_agent_env(env):
+                raise ValueError(f"multi_agent() needs a multi-agent env (one with possible_agents); got {cfg.env!r}")
+            obs_space, act_space = agent_spaces(env, list(env.possible_agents)[0])
+        finally:
+            if hasattr(env, "close"):
+                env.close()
         self.multi_spec = multi_spec(cfg, obs_space, act_space)
         self.module = self.multi_spec.build()
         self.policy_ids = [m for m in self.module.keys() if self.module[m].action_space is not None]
