@@ -56,6 +56,26 @@ class RLModule(nn.Module):
     # Lets the spec and the checkpoint code tell a MultiRLModule apart without importing it
     # (multi_rl_module sits above them: the import graph flows one way).
     is_multi_rl_module: ClassVar[bool] = False
+    # The typed model config of a default module (DefaultModelConfig or an algorithm's subclass of it):
+    # set, the `model_config` given (a dict, None or a DefaultModelConfig) is parsed into one once, when
+    # the module is constructed (spec build; clones carry the typed config), and `config()` returns it.
+    # None (custom modules): `model_config` is kept as given, the module reads its own keys from it.
+    model_config_class: ClassVar[Optional[type]] = None
+
+    def __post_init__(self) -> None:
+        config_cls = type(self).model_config_class
+        if config_cls is not None and not isinstance(self.model_config, config_cls):
+            # Before flax's __post_init__ freezes the fields (see ../shared/design/flax-notes.md).
+            object.__setattr__(self, "model_config", config_cls.from_any(self.model_config))
+        super().__post_init__()
+
+    @nn.nowrap
+    def config(self) -> Any:
+        """The typed model config, parsed once at construction (a module with a `model_config_class`)."""
+        if type(self).model_config_class is None:
+            raise TypeError(f"{type(self).__name__}.config() needs a model_config_class (a DefaultModelConfig "
+                            f"subclass); got None: read self.model_config, which is kept as given")
+        return self.model_config
 
     def setup(self) -> None:
         """Build flax submodules as attributes here (call `super().setup()`)."""

@@ -168,8 +168,9 @@ class AlgorithmConfig:
                    self.minibatch_size)
 
     def _validate_default_model_config(self) -> None:
-        """A model config for this algorithm's default module: every key a known one, and the fields the
-        module does not read (its `unused_model_fields`) at their defaults."""
+        """A model config for this algorithm's default module: every key a known one, every value valid
+        for the module's `model_config_class`, and the fields the module does not read (its
+        `unused_model_fields`) at their defaults."""
         from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
 
         if isinstance(self.rl_module_spec, MultiRLModuleSpec) or self.policies is not None:
@@ -182,9 +183,11 @@ class AlgorithmConfig:
         from jaxrl_modules.models import refuse_unused_model_fields
 
         merged = self.merged_model_config(user.model_config if user is not None else None)
-        if isinstance(merged, dict):  # DefaultModelConfig refuses lstm_use_prev_action/_reward=True itself
-            merged = DefaultModelConfig.from_any(merged, extra_keys=tuple(self.model_config_auto_includes))
-        refuse_unused_model_fields(merged, module_cls)  # e.g. vf_share_layers for DQN, SAC and BC
+        # The module's own typed config checks every key and value (DQN's epsilon, SAC's twin_q, ...); the
+        # module parses its model_config the same way, once, when it is built.
+        config_cls = getattr(module_cls, "model_config_class", None) or DefaultModelConfig
+        typed = config_cls.from_any(merged)
+        refuse_unused_model_fields(typed, module_cls)  # e.g. vf_share_layers for DQN, SAC and BC
 
     # ----------------------------------------------------------------- builder methods
     def _training_keys(self) -> list[str]:

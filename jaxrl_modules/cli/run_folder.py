@@ -201,14 +201,26 @@ def unused_settings(config: Any) -> dict:
 
 def resolved_config(config: Any) -> dict:
     """Every setting of `config.settings_table()` the algorithm reads (`unused_settings` are left out and listed)
-    and the full model config (missing keys filled with defaults)."""
+    and the full model config: the module's typed config (its `model_config_class`, e.g. DQN's with
+    double_q/dueling/epsilon), every field, missing keys filled with defaults."""
     from jaxrl_modules.model_config import DefaultModelConfig
 
     unused = unused_settings(config)
     settings = {key: _jsonable(getattr(config, key, None)) for key in sorted(config.settings_table()) if key not in unused}
     merged = config.merged_model_config()
+    spec = getattr(config, "rl_module_spec", None)
+    module_cls = getattr(spec, "module_class", None)
+    if module_cls is None:
+        try:
+            module_cls = config.get_default_rl_module_spec().module_class
+        except NotImplementedError:
+            module_cls = None
+    config_cls = getattr(module_cls, "model_config_class", None)
     try:
-        model = DefaultModelConfig.from_any(merged, extra_keys=tuple(config.model_config_auto_includes))
+        if config_cls is not None:
+            model = config_cls.from_any(merged)
+        else:
+            model = DefaultModelConfig.from_any(merged, extra_keys=tuple(config.model_config_auto_includes))
     except (TypeError, ValueError):
         model = merged  # a custom module's own keys: stored as given
     return {"config_class": type(config).__name__, "env": _jsonable(config.env), "settings": settings,

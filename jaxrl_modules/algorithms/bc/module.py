@@ -21,13 +21,12 @@ class DefaultBCRLModule(RLModule):
         "vf_share_layers": "BC's module has no value function: its one encoder feeds the policy head only",
     }
 
+    # The model config is parsed into one once, at construction (RLModule.__post_init__); `config()` returns it.
+    model_config_class: ClassVar[type] = DefaultModelConfig
+
     def __post_init__(self) -> None:
         super().__post_init__()
         refuse_unused_model_fields(self.config(), type(self))
-
-    @nn.nowrap
-    def config(self) -> DefaultModelConfig:
-        return DefaultModelConfig.from_any(self.model_config)
 
     def setup(self) -> None:
         super().setup()

@@ -67,9 +67,8 @@ class DefaultDQNRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     }
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "model_config", self.model_config_class.from_any(self.model_config))
+        super().__post_init__()  # RLModule's parses model_config into a model_config_class, once
         refuse_unused_model_fields(self.model_config, type(self))
-        super().__post_init__()
 
     @nn.nowrap
     def config(self) -> DQNModelConfig:

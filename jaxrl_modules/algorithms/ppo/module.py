@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import flax.linen as nn
 import jax
@@ -23,9 +23,8 @@ class DefaultPPORLModule(RLModule, ValueFunctionAPI, InferenceOnlyAPI):
     never inference_only (as in RLlib).
     """
 
-    @nn.nowrap
-    def config(self) -> DefaultModelConfig:
-        return DefaultModelConfig.from_any(self.model_config)
+    # The model config is parsed into one once, at construction (RLModule.__post_init__); `config()` returns it.
+    model_config_class: ClassVar[type] = DefaultModelConfig
 
     @nn.nowrap
     def _drops_critic(self) -> bool:

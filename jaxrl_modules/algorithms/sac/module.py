@@ -70,10 +70,9 @@ class DefaultSACRLModule(RLModule, QNetAPI, TargetNetworkAPI, InferenceOnlyAPI):
     }
 
     def __post_init__(self) -> None:
-        # Parsed once, when the module is constructed (clones carry the typed config).
-        object.__setattr__(self, "model_config", self.model_config_class.from_any(self.model_config))
-        refuse_unused_model_fields(self.model_config, type(self))
+        # RLModule's parses model_config into a model_config_class once, at construction (clones carry it).
         super().__post_init__()
+        refuse_unused_model_fields(self.model_config, type(self))
         if self.action_space is not None:
             check_sac_action_space(self.action_space)
 
