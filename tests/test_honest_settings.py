@@ -27,6 +27,7 @@ from jaxrl_modules.algorithms.sac import SACConfig
 from jaxrl_modules.envs import MultiAgentCartPole
 
 from conftest import CARTPOLE_ACT, CARTPOLE_OBS, raises_naming
+from test_recurrent_and_image import KeepPositions
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -381,27 +382,11 @@ def test_seed_changes_the_initial_params(algo, bc_data):
                            _algorithm(algo, bc_data[0], seed=1).get_params())
 
 
-class KeepFirstTwo:
-    """A connector keeping the first two observation values."""
-
-    input_observation_space = None
-
-    def set_spaces(self, observation_space, action_space):
-        self.input_observation_space = observation_space
-
-    @property
-    def observation_space(self):
-        return gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
-
-    def __call__(self, obs):
-        return obs[..., :2]
-
-
 @pytest.mark.parametrize("algo,env", [("PPO", "CartPole-v1"), ("PPO", "gymnax:CartPole-v1"), ("DQN", "CartPole-v1"),
                                       ("SAC", "Pendulum-v1")])
 def test_env_to_module_connector_shapes_the_module_input(algo, env):
     algo = (CONFIG_CLASSES[algo]().environment(env).rl_module(model_config=TINY)
-            .env_runners(env_to_module_connector=lambda e: KeepFirstTwo()).build())
+            .env_runners(env_to_module_connector=lambda e: KeepPositions()).build())
     assert algo.get_module().observation_space.shape == (2,)
 
 
@@ -470,7 +455,7 @@ REFUSED = [
                  ("rollout_fragment_length", "'auto'", "samples no env steps", "10"), id="BC-rollout_fragment_length"),
     pytest.param(lambda p: BCConfig().offline_data(input_=p).env_runners(num_envs_per_env_runner=4),
                  ("num_envs_per_env_runner", "1", "samples no env steps", "4"), id="BC-num_envs_per_env_runner"),
-    pytest.param(lambda p: BCConfig().offline_data(input_=p).env_runners(env_to_module_connector=lambda e: KeepFirstTwo()),
+    pytest.param(lambda p: BCConfig().offline_data(input_=p).env_runners(env_to_module_connector=lambda e: KeepPositions()),
                  ("env_to_module_connector", "None", "recorded observations"), id="BC-env_to_module_connector"),
     *[pytest.param(lambda p, a=a: _single(a, p).multi_agent(policies={"p0"}), ("policies", "None", "single-agent", "p0"),
                    id=f"{a}-policies") for a in ("DQN", "SAC", "BC")],
@@ -486,7 +471,7 @@ REFUSED = [
                    ("rollout_fragment_length", "1 or 'auto'", "once per update", "4"), id=f"{a}-host rollout_fragment_length")
       for a in ("DQN", "SAC")],
     *[pytest.param(lambda p, a=a, e=e: CONFIG_CLASSES[a]().environment(e).env_runners(
-        env_to_module_connector=lambda env: KeepFirstTwo()), ("env_to_module_connector", "None", "all-in-jit gymnax"),
+        env_to_module_connector=lambda env: KeepPositions()), ("env_to_module_connector", "None", "all-in-jit gymnax"),
         id=f"{a}-gymnax env_to_module_connector") for a, e in (("DQN", "gymnax:CartPole-v1"), ("SAC", "gymnax:Pendulum-v1"))],
     *[pytest.param(lambda p, f=f: PPOConfig().environment("CartPole-v1").rl_module(model_config={f: True}),
                    (f, "False", "not fed", "True"), id=f"PPO-{f}")
@@ -518,7 +503,7 @@ REFUSED = [
                  id="PPO-multi-agent env without policies num_envs_per_env_runner"),
     pytest.param(lambda p: two_agent_config().env_runners(rollout_fragment_length=16),
                  ("rollout_fragment_length", "'auto' for multi-agent PPO", "16"), id="PPO-multi-agent rollout_fragment_length"),
-    pytest.param(lambda p: two_agent_config().env_runners(env_to_module_connector=lambda e: KeepFirstTwo()),
+    pytest.param(lambda p: two_agent_config().env_runners(env_to_module_connector=lambda e: KeepPositions()),
                  ("env_to_module_connector", "None for multi-agent PPO"), id="PPO-multi-agent env_to_module_connector"),
 ]
 

@@ -372,16 +372,22 @@ def _policies_check() -> v.Check:
     def check(name: str, value: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple, dict)):
-            v.fail(name, expected, value, TypeError)
-        bad = [p for p in value if not isinstance(p, str)]
-        if bad:
-            v.fail(name, f"{expected}; {bad[0]!r} is not a str", value, TypeError)
-        if not value:
-            v.fail(name, f"{expected}, not empty", value)
-        return value
+        return _module_ids(name, value, expected, (set, frozenset, list, tuple, dict), "not empty")
 
     return v.validator(expected, check)
+
+
+def _module_ids(name: str, value: Any, expected: str, kinds: tuple, empty: str) -> Any:
+    """`value` when it is a non-empty collection (one of `kinds`, not a string) of str ModuleIDs; else a
+    TypeError/ValueError naming `name`, what is `expected` and what was received."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, kinds):
+        v.fail(name, expected, value, TypeError)
+    bad = [p for p in value if not isinstance(p, str)]
+    if bad:
+        v.fail(name, f"{expected}; {bad[0]!r} is not a str", value, TypeError)
+    if not value:
+        v.fail(name, f"{expected}, {empty}", value)
+    return value
 
 
 _POLICIES_TO_TRAIN = "None (train every module) or a non-empty collection (set/list/tuple) of ModuleIDs (str)"
@@ -399,14 +405,8 @@ def _policies_to_train_check() -> v.Check:
             v.fail(name, f"{_POLICIES_TO_TRAIN}; the callable form (module_id, batch) -> bool is not supported (the "
                    "jitted update fixes which modules it trains when it is built): list the ModuleIDs instead",
                    value, TypeError)
-        if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, list, tuple)):
-            v.fail(name, _POLICIES_TO_TRAIN, value, TypeError)
-        bad = [p for p in value if not isinstance(p, str)]
-        if bad:
-            v.fail(name, f"{_POLICIES_TO_TRAIN}; {bad[0]!r} is not a str", value, TypeError)
-        if not value:
-            v.fail(name, f"{_POLICIES_TO_TRAIN}, not empty (to train nothing, do not call train())", value)
-        return value
+        return _module_ids(name, value, _POLICIES_TO_TRAIN, (set, frozenset, list, tuple),
+                           "not empty (to train nothing, do not call train())")
 
     return v.validator(_POLICIES_TO_TRAIN, check)
 
