@@ -98,7 +98,7 @@ def host_run(algo: str) -> dict:
     result, solved = None, False
     for _ in range(max_iters):
         result = algorithm.train()
-        recent = list(algorithm.completed)[-10:] if algo == "sac" else list(algorithm.completed)
+        recent = list(algorithm.runner.completed)[-10:] if algo == "sac" else list(algorithm.runner.completed)
         if len(recent) >= 10 and np.mean(recent) >= threshold:
             solved = True
             break

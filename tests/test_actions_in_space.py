@@ -289,6 +289,7 @@ class RecordingGymnax:
 
 @pytest.mark.parametrize("normalize, clip", [(True, False), (False, True)])
 def test_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypatch, normalize, clip):
+    import jaxrl_modules.algorithms.jit_loop as jit_loop
     import jaxrl_modules.algorithms.ppo.jax_train as jax_train
     from jaxrl_modules.envs.registry import make_gymnax
 
@@ -298,7 +299,7 @@ def test_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypatch, normalize,
         env, params = make_gymnax(name, cfg)
         return RecordingGymnax(env, log), params
 
-    monkeypatch.setattr(jax_train, "make_gymnax", make)
+    monkeypatch.setattr(jit_loop, "make_gymnax", make)
     config = (PPOConfig().environment("gymnax:Pendulum-v1", normalize_actions=normalize, clip_actions=clip)
               .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=16)
               .rl_module(model_config={"fcnet_hiddens": [8], "vf_share_layers": True})
@@ -317,7 +318,7 @@ def test_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypatch, normalize,
 @pytest.mark.slow
 @pytest.mark.parametrize("normalize, clip", [(True, False), (False, True)])
 def test_sac_all_in_jit_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypatch, normalize, clip):
-    import jaxrl_modules.algorithms.off_policy_jax as off_policy_jax
+    import jaxrl_modules.algorithms.jit_loop as jit_loop
     from jaxrl_modules.envs.registry import make_gymnax
 
     log = []
@@ -326,7 +327,7 @@ def test_sac_all_in_jit_box_actions_reach_gymnax_pendulum_inside_bounds(monkeypa
         env, params = make_gymnax(name, cfg)
         return RecordingGymnax(env, log), params
 
-    monkeypatch.setattr(off_policy_jax, "make_gymnax", make)
+    monkeypatch.setattr(jit_loop, "make_gymnax", make)
     train = (SACConfig().environment("gymnax:Pendulum-v1", normalize_actions=normalize, clip_actions=clip)
              .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=50)
              .rl_module(model_config={"fcnet_hiddens": [8]})

@@ -13,9 +13,8 @@ import jaxrl_modules
 from jaxrl_modules.algorithms.bc.driver import OfflineDriver
 from jaxrl_modules.algorithms.dqn import DQNConfig
 from jaxrl_modules.algorithms.jit_driver import IterationDriver, ScannedDriver
-from jaxrl_modules.algorithms.off_policy_host_driver import OffPolicyHostDriver
+from jaxrl_modules.algorithms.host_driver import HostDriver
 from jaxrl_modules.algorithms.ppo import PPOConfig
-from jaxrl_modules.algorithms.ppo.host_driver import HostDriver
 from jaxrl_modules.algorithms.ppo.multi_agent_driver import MultiAgentHostDriver
 
 ALGORITHMS = Path(jaxrl_modules.__file__).parent / "algorithms"
@@ -44,8 +43,7 @@ def test_no_mode_dispatch_in_the_algorithm_layer():
     assert [hit for f in files for hit in _mode_tests(f)] == []
 
 
-@pytest.mark.parametrize("driver", [HostDriver, MultiAgentHostDriver, IterationDriver, ScannedDriver, OffPolicyHostDriver,
-                                    OfflineDriver])
+@pytest.mark.parametrize("driver", [HostDriver, MultiAgentHostDriver, IterationDriver, ScannedDriver, OfflineDriver])
 def test_every_driver_implements_the_protocol(driver):
     assert [name for name in PROTOCOL if not callable(getattr(driver, name, None))] == []
 

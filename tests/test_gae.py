@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_modules.algorithms.gae import compute_gae, standardize
+from jaxrl_modules.algorithms.targets import compute_gae, standardize
 
 
 def reference_gae(r, v, d, last, gamma, lam):

@@ -416,7 +416,7 @@ def test_off_policy_buffer_settings_shape_the_state():
     from jaxrl_modules.algorithms.off_policy_jax import JaxOffPolicy
 
     def state(**settings):
-        return JaxOffPolicy(dqn_gymnax(**settings)).init(jax.random.key(0))
+        return JaxOffPolicy(dqn_gymnax(**settings)).init(jax.random.key(0)).learner  # a ReplayState
 
     base = state()
     assert {np.shape(x)[0] for x in jax.tree_util.tree_leaves(base.buffer) if np.ndim(x)} == {64}

@@ -13,7 +13,7 @@ from jaxrl_modules.algorithms.dqn import DQNConfig
 from jaxrl_modules.algorithms.multi_seed import MultiSeedAlgorithm
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError
 from jaxrl_modules.algorithms.ppo import PPOConfig
-from jaxrl_modules.algorithms.ppo import jax_train
+from jaxrl_modules.algorithms import jit_loop
 from jaxrl_modules.envs.registry import make_gymnax
 
 TINY = {"fcnet_hiddens": [8]}
@@ -279,7 +279,7 @@ def test_a_nan_env_reward_in_every_seed_names_the_first_and_lists_all(monkeypatc
         env, params = make_gymnax(env, env_config)
         return NaNRewardFrom(env, 12), params  # 8 steps per env copy and iteration: iteration 2
 
-    monkeypatch.setattr(jax_train, "make_gymnax", make)
+    monkeypatch.setattr(jit_loop, "make_gymnax", make)
     multi = MultiSeedAlgorithm(ppo_config(), 2)
     multi.train()
     before = multi.get_params()

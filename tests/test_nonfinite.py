@@ -8,12 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrl_modules.algorithms import off_policy_jax
+from jaxrl_modules.algorithms import jit_loop
 from jaxrl_modules.algorithms.bc import BCConfig
 from jaxrl_modules.algorithms.dqn import DQNConfig
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, first_nonfinite, nonfinite_code, quantity_names
 from jaxrl_modules.algorithms.ppo import PPOConfig
-from jaxrl_modules.algorithms.ppo import jax_train
 from jaxrl_modules.envs.registry import make_gymnax, register_env
 from jaxrl_modules.algorithms.sac import SACConfig
 from jaxrl_modules.columns import Columns
@@ -100,8 +99,7 @@ def nan_gymnax(monkeypatch):
         env, params = make_gymnax(env, env_config)
         return PoisonedGymnax(env, setting["after"]), params
 
-    monkeypatch.setattr(jax_train, "make_gymnax", make)
-    monkeypatch.setattr(off_policy_jax, "make_gymnax", make)
+    monkeypatch.setattr(jit_loop, "make_gymnax", make)  # the all-in-jit loop of every algorithm
     return setting
 
 
@@ -231,7 +229,8 @@ def test_sac_host_never_steps_the_env_with_actions_from_nan_params():
             .env_runners(num_envs_per_env_runner=1).rl_module(model_config=TINY)
             .training(train_batch_size=8, num_steps_sampled_before_learning_starts=16)).build()
     algo._set_params(jax.tree_util.tree_map(lambda x: jnp.full_like(x, jnp.nan), algo._params()))
-    with pytest.raises(NonFiniteError, match=r"training iteration 1: non-finite actions: env index 0 at sampling step 0"):
+    with pytest.raises(NonFiniteError, match=r"training iteration 1: non-finite action distribution inputs: env index 0 at "
+                                             r"sampling step 0"):  # the same host runner as PPO: checked before sampling
         algo.train()
     assert ENVS["sac"][-1].steps == 0
 

@@ -108,7 +108,7 @@ def test_dqn_host_loop_steps_in_workers():
 
 
 def test_a_failed_build_leaves_no_worker_behind(monkeypatch):
-    import jaxrl_modules.algorithms.ppo.host_driver as ppo_mod  # the single-agent host loop builds the runner
+    import jaxrl_modules.algorithms.host_driver as ppo_mod  # the single-agent host loop builds the runner
 
     started = []
     real = ppo_mod.GymEnvRunner

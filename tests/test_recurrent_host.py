@@ -76,9 +76,9 @@ def test_state_carries_across_train_calls():
         seen = []
         real_sample = algo.runner.sample
 
-        def spy(act, params, rng, steps):
+        def spy(act, params, rng, steps, first_step=0):
             before = jax.tree_util.tree_map(np.copy, algo.runner.recurrent_state)
-            traj, last, fin = real_sample(act, params, rng, steps)
+            traj, last, fin = real_sample(act, params, rng, steps, first_step)
             seen.append((before, traj, jax.tree_util.tree_map(np.copy, algo.runner.recurrent_state)))
             return traj, last, fin
 

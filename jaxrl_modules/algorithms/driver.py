@@ -10,7 +10,7 @@ constructor) and the state objects the loop changes; `state()` is exactly the ch
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from jaxrl_modules.algorithms.algorithm import Algorithm
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
@@ -53,6 +53,33 @@ class Driver(Protocol):
         """Closes envs and env worker processes; idempotent."""
 
 
+def make_driver(config: Any, make_learner: Optional[Callable] = None, *, steps: Optional[int] = None,
+                env_steps_per_train: int = 0, stateless_only: Optional[str] = None) -> Driver:
+    """The single-agent training loop for `config`'s env, composed from its runner and a learner
+    (`make_learner(module, config, num_envs)`, default the config's learner class): gymnax envs train
+    in the generic `JitLoop` (`IterationDriver`: one jitted iteration per `train()`, or
+    `ScannedDriver` when `env_steps_per_train` asks for about that many env steps per `train()`),
+    gymnasium envs in the generic `HostDriver`. `steps` is the rollout length per env (default
+    `rollout_fragment_length`); `stateless_only` names an algorithm that refuses recurrent modules.
+    PPO, DQN, SAC and a user's own algorithm (`tests/test_reinforce_toy.py`) build their loops here."""
+    from jaxrl_modules.algorithms.learner import default_learner
+    from jaxrl_modules.envs.registry import is_gymnax
+
+    make_learner = make_learner or default_learner
+    if is_gymnax(config.env):
+        from jaxrl_modules.algorithms.jit_driver import IterationDriver, ScannedDriver
+        from jaxrl_modules.algorithms.jit_loop import JitLoop
+
+        pieces = JitLoop(config, make_learner, steps=steps, stateless_only=stateless_only)
+        if not env_steps_per_train:
+            return IterationDriver(pieces, config.seed)
+        return ScannedDriver(pieces, config.seed, max(1, env_steps_per_train // (pieces.steps * pieces.runner.num_envs)))
+    from jaxrl_modules.algorithms.host_driver import HostDriver
+
+    return HostDriver(config, make_learner, steps=steps, env_steps_per_train=env_steps_per_train,
+                      stateless_only=stateless_only)
+
+
 _PROTOCOL_METHODS = frozenset({"training_step", "evaluate", "params", "with_params", "state", "set_state", "env_info",
                                "stop"})  # the algorithm's own API wraps these; never read through
 
@@ -61,7 +88,7 @@ class DrivenAlgorithm(Algorithm):
     """An Algorithm whose loop is a `Driver` (`self.driver`), chosen once by `_make_driver`.
 
     The driver's loop-specific attributes the library and its users read (`runner`, `act`,
-    `learner_state`, `train_state`, `jax_ppo`, `envs`, `host_state`, `env_steps`, ...) are read
+    `learner_state`, `train_state`, `jax_ppo`, `envs`, `rng`, ...) are read
     through from the driver; an attribute the chosen loop lacks raises AttributeError as before."""
 
     def _make_driver(self) -> Driver:

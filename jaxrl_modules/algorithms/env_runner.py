@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrl_modules.algorithms.action_transform import env_action_fn
+from jaxrl_modules.algorithms.jax_evaluate import exploration_kwargs, takes_timestep
 from jaxrl_modules.algorithms.nonfinite import check_rows
 from jaxrl_modules.envs.registry import make_env
 from jaxrl_modules.columns import Columns
@@ -51,18 +52,23 @@ def build_connector(config: Any, env: Any, observation_space: gym.Space, action_
 
 
 def make_act_fn(module: Any, connector: Any, phase: str = "exploration") -> Callable:
-    """`act(params, obs, rng, t)` jitted once: connector, forward pass, per-step key fold-in.
+    """`act(params, obs, rng, t)` jitted once: connector, forward pass, per-step key fold-in; `t` is the
+    lifetime env-step count (passed on to an exploration that reads it, `takes_timestep`).
 
     For a stateful module it is `act(params, obs, rng, t, state)`: the (connected) obs `[N, ...]`
     is one timestep of a `[N, 1, ...]` sequence from `state` (`[N, ...]`, as the jit path's
     `JaxEnvRunner.rollout` acts); the outputs lose the time axis and STATE_OUT is the next state."""
     fwd = module.phase_fn(phase)
+    with_t = phase == "exploration" and takes_timestep(module)
+
+    def forward(params, batch, rng, t):
+        return fwd(params, batch, jax.random.fold_in(rng, t), **({"t": t} if with_t else {}))
 
     if module.is_stateful():
         def act_stateful(params, obs, rng, t, state):
             obs = connector(obs) if connector is not None else obs
-            out = fwd(params, {Columns.OBS: jax.tree_util.tree_map(lambda x: x[:, None], obs), Columns.STATE_IN: state},
-                      jax.random.fold_in(rng, t))
+            out = forward(params, {Columns.OBS: jax.tree_util.tree_map(lambda x: x[:, None], obs), Columns.STATE_IN: state},
+                          rng, t)
             state_out = out.pop(Columns.STATE_OUT)
             out = jax.tree_util.tree_map(lambda x: x[:, 0], out)
             out[Columns.OBS], out[Columns.STATE_OUT] = obs, state_out
@@ -72,7 +78,7 @@ def make_act_fn(module: Any, connector: Any, phase: str = "exploration") -> Call
 
     def act(params, obs, rng, t):
         obs = connector(obs) if connector is not None else obs
-        out = fwd(params, {Columns.OBS: obs}, jax.random.fold_in(rng, t))
+        out = forward(params, {Columns.OBS: obs}, rng, t)
         out[Columns.OBS] = obs
         return out
 
@@ -193,11 +199,13 @@ class GymEnvRunner:
         self.recurrent_state = jax.tree_util.tree_map(
             lambda x: np.broadcast_to(x, (self.num_envs,) + x.shape).copy(), self.initial_state)
 
-    def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int) -> tuple[dict, Any, list]:
+    def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int, first_step: int = 0) -> tuple[dict, Any, list]:
         """Returns `(traj, last_obs, returns)`: traj columns `[T, N, ...]` incl. TRUNCATEDS and
-        "final_obs" (the observation a truncated episode ended in), and the episode returns
-        finished during this call. "bootstrap" marks truncations whose final observation is known
-        (without a connector), so their value can be bootstrapped.
+        "final_obs" (the module's view of the observation an episode ended in, the next observation
+        otherwise), and the episode returns finished during this call. "bootstrap" marks truncations
+        (not terminations), whose value is bootstrapped from "final_obs". `act` gets each step's
+        lifetime env-step count as `t`; `first_step` numbers the steps in error messages (a loop that
+        samples one step at a time counts its steps across calls).
 
         Stateful modules (`act(params, obs, rng, t, state)`, see `make_act_fn`): STATE_IN holds the state
         each step acted from, "state_out" the state after it (before an ended episode's reset: the
@@ -207,24 +215,28 @@ class GymEnvRunner:
                 Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS, "final_obs", "bootstrap"]
         cols: dict = {k: [] for k in keys + ([Columns.STATE_IN, "state_out"] if stateful else [])}
         finished = []
-        for t in range(steps):
+        for i in range(steps):
+            t, env_t = first_step + i, self.num_env_steps + i * self.num_envs
             check_rows({"env observation": self.obs}, step=t)
             if stateful:
-                out = jax.device_get(act(params, self.obs, rng, t, self.recurrent_state))
+                out = jax.device_get(act(params, self.obs, rng, env_t, self.recurrent_state))
             else:
-                out = jax.device_get(act(params, self.obs, rng, t))
-            check_rows({"action distribution inputs": out[Columns.ACTION_DIST_INPUTS]}, step=t, allow_neg_inf=True)
+                out = jax.device_get(act(params, self.obs, rng, env_t))
+            if Columns.ACTION_DIST_INPUTS in out:  # a Q-network's exploration (DQN) has none
+                check_rows({"action distribution inputs": out[Columns.ACTION_DIST_INPUTS]}, step=t, allow_neg_inf=True)
             check_rows({"actions": out[Columns.ACTIONS]}, step=t)  # float (Box) actions only
             next_obs, reward, term, trunc, info = self.envs.step(self.to_env(out[Columns.ACTIONS]))
             check_rows({"env reward": reward}, step=t)
-            final = true_next_obs(next_obs, info) if self.connector is None else None
+            final = true_next_obs(next_obs, info)
+            final = np.asarray(self.connector(final)) if self.connector is not None else final
             for key in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
-                cols[key].append(out[key])
+                if key in out:
+                    cols[key].append(out[key])
             cols[Columns.REWARDS].append(reward.astype(np.float32))
             cols[Columns.TERMINATEDS].append(term)
             cols[Columns.TRUNCATEDS].append(trunc & ~term)
-            cols["bootstrap"].append(trunc & ~term if final is not None else np.zeros_like(trunc))
-            cols["final_obs"].append(final if final is not None else np.zeros_like(out[Columns.OBS]))
+            cols["bootstrap"].append(trunc & ~term)
+            cols["final_obs"].append(final)
             done = term | trunc
             if stateful:
                 cols[Columns.STATE_IN].append(self.recurrent_state)
@@ -237,10 +249,10 @@ class GymEnvRunner:
                 finished.append(float(self.episode_returns[i]))
                 self.episode_returns[i] = 0.0
             self.obs = next_obs
-        check_rows({"env observation": self.obs}, step=steps)  # the last obs is bootstrapped from
+        check_rows({"env observation": self.obs}, step=first_step + steps)  # the last obs is bootstrapped from
         self.num_env_steps += steps * self.num_envs
         self.completed.extend(finished)
-        traj = {k: np.stack(v) for k, v in cols.items() if k not in (Columns.STATE_IN, "state_out")}
+        traj = {k: np.stack(v) for k, v in cols.items() if k not in (Columns.STATE_IN, "state_out") and v}
         if stateful:
             for k in (Columns.STATE_IN, "state_out"):
                 traj[k] = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *cols[k])
@@ -276,8 +288,6 @@ def evaluate_policy(config: Any, module: Any, params: Any, episodes: int, seed: 
     """Returns of `episodes` full episodes on a fresh env (reset with seeds `seed`, `seed + 1`, ...):
     deterministic (forward_inference) or, `stochastic`, sampled (forward_exploration, keys from `seed`).
     With a `frames` list, the env renders `rgb_array` frames and the first episode's are appended to it."""
-    from jaxrl_modules.algorithms.jax_evaluate import exploration_kwargs
-
     seed = seed_int("seed", seed)
     env = make_render_env(config) if frames is not None else make_env(config.env, config.env_config)
     connector = build_connector(config, env, env.observation_space, env.action_space)

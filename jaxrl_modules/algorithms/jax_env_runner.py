@@ -11,6 +11,9 @@ from jaxrl_modules.algorithms.action_transform import make_env_action_fn
 from jaxrl_modules.columns import Columns
 
 
+ACTED_COLUMNS = (Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS)  # what a rollout keeps of `act`'s
+
+
 class RunnerState(NamedTuple):
     obs: Any
     env_state: Any
@@ -59,8 +62,8 @@ class JaxEnvRunner:
     def rollout(self, act_fn: Callable, params: Any, state: RunnerState, rng: jax.Array, steps: int) -> tuple:
         """`steps` env steps per env with `act_fn(params, batch, rng)` (a forward_exploration).
 
-        Returns `(state, traj, stats)`: traj columns `[T, N, ...]` (OBS, ACTIONS, ACTION_LOGP,
-        ACTION_DIST_INPUTS, REWARDS, TERMINATEDS, TRUNCATEDS; gymnax resets
+        Returns `(state, traj, stats)`: traj columns `[T, N, ...]` (OBS, ACTIONS, ACTION_LOGP and
+        ACTION_DIST_INPUTS where the exploration gives them, REWARDS, TERMINATEDS, TRUNCATEDS; gymnax resets
         in the same step, so truncations are not bootstrapped), stats the sum and count of finished episodes.
         """
         def step(state: RunnerState, key):
@@ -76,9 +79,9 @@ class JaxEnvRunner:
                 jax.random.split(k_env, self.num_envs), state.env_state, self.to_env(out[Columns.ACTIONS]), self.env_params)
             done = term | trunc
             ret, length = state.episode_return + reward, state.episode_length + 1
-            rec = {Columns.OBS: obs, Columns.ACTIONS: out[Columns.ACTIONS], Columns.ACTION_LOGP: out[Columns.ACTION_LOGP],
-                   Columns.ACTION_DIST_INPUTS: out[Columns.ACTION_DIST_INPUTS], Columns.REWARDS: reward,
-                   Columns.TERMINATEDS: term, Columns.TRUNCATEDS: trunc, "ended_return": jnp.where(done, ret, 0.0)}
+            rec = {Columns.OBS: obs, Columns.REWARDS: reward, Columns.TERMINATEDS: term, Columns.TRUNCATEDS: trunc,
+                   "ended_return": jnp.where(done, ret, 0.0)}
+            rec.update({k: out[k] for k in ACTED_COLUMNS if k in out})  # a Q-network's exploration has no logp
             recurrent = None
             if state.recurrent_state is not None:
                 rec[Columns.STATE_IN] = state.recurrent_state

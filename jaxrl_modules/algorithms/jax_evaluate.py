@@ -16,16 +16,20 @@ from jaxrl_modules.validation import seed_int
 FINAL_EXPLORATION_STEP = 2**30  # `t` passed to an exploration forward with a schedule (DQN's epsilon): its last value
 
 
+def takes_timestep(module: Any) -> bool:
+    """Whether the module's exploration reads the lifetime env-step count `t` (DQN's epsilon schedule)."""
+    fn = getattr(type(module), "_forward_exploration", None)
+    try:
+        return fn is not None and "t" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def exploration_kwargs(module: Any) -> dict:
     """Keyword arguments of a stochastic evaluation's forward_exploration: `t` at the end of the
     schedule for modules whose exploration depends on the lifetime step (DQN's epsilon-greedy), so
     a stochastic evaluation samples as the trained policy does rather than at step 0."""
-    fn = getattr(type(module), "_forward_exploration", None)
-    try:
-        takes_t = fn is not None and "t" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        takes_t = False
-    return {"t": FINAL_EXPLORATION_STEP} if takes_t else {}
+    return {"t": FINAL_EXPLORATION_STEP} if takes_timestep(module) else {}
 
 
 def make_policy(module: Any, stochastic: bool = False) -> Callable:

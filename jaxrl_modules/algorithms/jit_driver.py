@@ -1,8 +1,8 @@
 """The all-in-jit drivers (gymnax envs): every `train()` is one jitted call on the whole train state.
 
-`pieces` is an algorithm's all-in-jit trainer (`JaxPPO`, `JaxOffPolicy`): config, module, learner,
-runner and the pure `init(rng) -> state` / `iteration(state) -> (state, metrics)`, the same pieces
-`build_train_fn` scans. `IterationDriver` runs one iteration per `train()` (PPO);
+`pieces` is a `jit_loop.JitLoop` (PPO's `JaxPPO`, DQN/SAC's `JaxOffPolicy`, or one over a user's own
+learner): config, module, learner, runner and the pure `init(rng) -> state` / `iteration(state) ->
+(state, metrics)`, the same pieces `build_train_fn` scans. `IterationDriver` runs one iteration per `train()` (PPO);
 `ScannedDriver` scans `n` iterations per `train()` (DQN/SAC: about 1000 env steps). The result
 functions are shared with `MultiSeedAlgorithm`, which vmaps the same jitted `step` over seeds.
 """
@@ -76,10 +76,10 @@ class JitDriver:
                                obs_fn=runner.obs_fn, to_env=runner.to_env, cache=self._eval_cache)
 
     def params(self) -> Any:
-        return self.train_state.learner.params
+        return self.learner.params(self.train_state.learner)
 
     def with_params(self, params: Any) -> None:
-        self.train_state = self.train_state._replace(learner=self.train_state.learner._replace(params=params))
+        self.train_state = self.train_state._replace(learner=self.learner.with_params(self.train_state.learner, params))
 
     def state(self) -> Any:
         return self.train_state
@@ -106,7 +106,7 @@ class IterationDriver(JitDriver):
         code = int(metrics["nonfinite_code"])
         if code >= 0:
             name = self.pieces.nonfinite_names[code]
-            values = {"metrics": metrics, "params": state.learner.params}
+            values = {"metrics": metrics, "params": self.learner.params(state.learner)}
             raise NonFiniteError(name, iteration, describe_named(name, values) or "inside the jitted iteration")
 
 

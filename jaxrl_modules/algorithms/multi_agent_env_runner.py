@@ -79,8 +79,9 @@ class MultiAgentEnvRunner:
             raise ValueError(f"policy_mapping_fn returned unknown ModuleID(s) {unknown}; policies are {self.module_ids}{given}")
         self.returns = np.zeros(len(self.agents))
 
-    def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int) -> tuple[dict, dict, list]:
-        """`act(params, {mid: obs [A, ...]}, rng, t) -> {mid: out}`. Returns per-policy `[T, A]`
+    def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int, first_step: int = 0) -> tuple[dict, dict, list]:
+        """`act(params, {mid: obs [A, ...]}, rng, t) -> {mid: out}`; `first_step` numbers the steps in
+        error messages (as `GymEnvRunner.sample`). Returns per-policy `[T, A]`
         trajectories, per-policy last observations `[A, ...]`, and the returns (summed over agents) of
         the episodes that ended during this call; `finished_per_module` then holds, per module, the
         returns of the agents mapped to it in those episodes."""
@@ -93,11 +94,12 @@ class MultiAgentEnvRunner:
         self.finished_per_module = {mid: [] for mid in self.module_ids}
         for t in range(steps):
             obs_now = self.obs.copy()
-            check_rows({"env observation": obs_now}, step=t, row="agent index")
+            check_rows({"env observation": obs_now}, step=first_step + t, row="agent index")
             out = jax.device_get(act(params, {mid: {Columns.OBS: obs_now} for mid in self.module_ids}, rng, t))
             check_rows({f"{mid} action distribution inputs": out[mid][Columns.ACTION_DIST_INPUTS] for mid in self.module_ids},
-                       step=t, row="agent index", allow_neg_inf=True)
-            check_rows({f"{mid} actions": out[mid][Columns.ACTIONS] for mid in self.module_ids}, step=t, row="agent index")
+                       step=first_step + t, row="agent index", allow_neg_inf=True)
+            check_rows({f"{mid} actions": out[mid][Columns.ACTIONS] for mid in self.module_ids}, step=first_step + t,
+                       row="agent index")
             actions = {a: self.to_env[a](jax.tree_util.tree_map(lambda x: x[i], out[self.mapping[a]][Columns.ACTIONS]))
                        for i, a in enumerate(self.agents) if self.active[i]}
             obs, rew, term, trunc, _ = self.env.step(actions)
@@ -106,7 +108,7 @@ class MultiAgentEnvRunner:
                 if a in actions:
                     reward[i], done[i] = rew[a], term[a] or trunc[a]
                     self.obs[i] = obs[a]
-            check_rows({"env reward": reward}, step=t, row="agent index")
+            check_rows({"env reward": reward}, step=first_step + t, row="agent index")
             for mid in self.module_ids:
                 mask = self.active & mapped[mid]
                 c = cols[mid]

@@ -162,7 +162,7 @@ class MultiSeedAlgorithm:
         where += f"; seed indices {bad.tolist()} met non-finite values)" if bad.size > 1 else ")"
         m = {k: x[i] for k, x in metrics.items()}
         if self._ppo:
-            params = jax.tree_util.tree_map(lambda x: x[i], state.learner.params)
+            params = jax.tree_util.tree_map(lambda x: x[i], self._algo.driver.learner.params(state.learner))
             detail = describe_named(name, {"metrics": m, "params": params}) or "inside the jitted iteration"
         else:
             first = int(m["first_nonfinite_iteration"][-1])
@@ -199,7 +199,7 @@ class MultiSeedAlgorithm:
 
     def get_params(self, seed: Optional[int] = None) -> Any:
         """A snapshot of seed index `seed`'s params, or (None) of all seeds' params stacked on a leading axis."""
-        params = self.state.learner.params
+        params = self._algo.driver.learner.params(self.state.learner)  # every seed's, stacked
         if seed is not None:
             index = self._index(seed, "get_params's seed")
             params = jax.tree_util.tree_map(lambda x: x[index], params)

@@ -19,19 +19,21 @@ class TrainFn:
     as `get_params()` returns them, metrics with a leading iteration axis. Pure: `jax.jit(train)`,
     `jax.jit(jax.vmap(train))(keys)` work as on a function (hashed by identity, as a function is).
 
-    `module` is the RLModule the params belong to; `nonfinite_names[code]` names the quantity of a
-    `metrics["nonfinite_code"]` / `"first_nonfinite_code"`."""
+    `params(state)` reads the params out of the final state. `module` is the RLModule the params
+    belong to; `nonfinite_names[code]` names the quantity of a `metrics["nonfinite_code"]` /
+    `"first_nonfinite_code"`."""
 
     module: Any
     nonfinite_names: tuple[str, ...]
     init: Callable[[jax.Array], Any]
     iteration: Callable[[Any], tuple[Any, dict]]
     num_iterations: int
+    params: Callable[[Any], Any]  # the params of a train state (the learner's)
 
     def __call__(self, rng: jax.Array) -> tuple[Any, dict]:
         check_rng(rng, "build_train_fn(...)'s train(rng)", required=True)  # at trace time under jit
         state, metrics = scan_with_first_nonfinite(self.iteration, self.init(rng), self.num_iterations)
-        return state.learner.params, metrics
+        return self.params(state), metrics
 
     def __repr__(self) -> str:
         return f"TrainFn({type(self.module).__name__}, num_iterations={self.num_iterations})"

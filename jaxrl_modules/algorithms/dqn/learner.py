@@ -11,6 +11,7 @@ import optax
 
 from jaxrl_modules.algorithms.dqn.module import QF_NEXT_PREDS, QF_PREDS
 from jaxrl_modules.algorithms.optim import adam_with_clip, optimizer_metrics
+from jaxrl_modules.algorithms.targets import td_targets
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
 
@@ -20,16 +21,6 @@ class DQNLearnerState(NamedTuple):
     target_params: Any
     opt_state: Any
     num_updates: jax.Array
-
-
-def td_targets(rewards: jax.Array, terminateds: jax.Array, q_next_target: jax.Array, q_next_online: Any,
-               gamma: Any) -> jax.Array:
-    """`r + gamma * (1 - terminated) * Q_target(s', a*)`, a* = argmax of the online net
-    (double Q) when `q_next_online` is given, else of the target net. Shapes `[B]`, `[B, n]`;
-    `gamma` a scalar or `[B]` (n-step transitions carry their own `gamma ** steps`)."""
-    chooser = q_next_target if q_next_online is None else q_next_online
-    best = jnp.take_along_axis(q_next_target, jnp.argmax(chooser, axis=-1)[:, None], axis=-1)[:, 0]
-    return rewards + gamma * (1.0 - terminateds.astype(rewards.dtype)) * best
 
 
 class DQNLearner:

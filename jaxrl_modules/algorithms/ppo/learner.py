@@ -21,7 +21,10 @@ import jax.numpy as jnp
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
+from jaxrl_modules.algorithms.learner import Rollout
 from jaxrl_modules.algorithms.optim import learning_rate, optimizer_for, optimizer_metrics
+from jaxrl_modules.algorithms.ppo.postprocess import RESETS, rollout_batch, values_of
+from jaxrl_modules.algorithms.targets import masked_mean
 from jaxrl_modules.apis import SelfSupervisedLossAPI, ValueFunctionAPI
 from jaxrl_modules.columns import Columns
 
@@ -30,13 +33,6 @@ class LearnerState(NamedTuple):
     params: Any
     opt_state: Any
     kl_coeff: Any  # {module_id: scalar}
-
-
-def masked_mean(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
-    if mask is None:
-        return x.mean()
-    m = mask.astype(x.dtype)
-    return (x * m).sum() / jnp.maximum(m.sum(), 1.0)
 
 
 def ppo_module_loss(module: Any, params: Any, batch: dict, fwd_out: dict, kl_coeff: jax.Array, cfg: Any) -> tuple:
@@ -133,7 +129,7 @@ class PPOLearner:
             return {mid: {**m, **extra[mid]} for mid, m in metrics.items()}
         return {**metrics, **extra}
 
-    def params_of(self, state: LearnerState) -> Any:
+    def params(self, state: LearnerState) -> Any:
         return state.params
 
     def with_params(self, state: LearnerState, params: Any) -> LearnerState:
@@ -142,10 +138,14 @@ class PPOLearner:
     def values(self, state: LearnerState, batch: dict) -> Any:
         return values_of(self, state.params, batch)
 
-    def update(self, state: LearnerState, batch: dict, rng: jax.Array,
-               num_minibatches: Optional[int] = None) -> tuple[LearnerState, dict]:
+    def learn(self, state: LearnerState, rollout: Rollout, rng: jax.Array) -> tuple[LearnerState, dict]:
+        """The train batch of a rollout (values, GAE; sequences for a stateful module), then `update`."""
+        return self.update(state, rollout_batch(self, state, rollout), rng)
+
+    def update(self, state: LearnerState, batch: dict, rng: jax.Array) -> tuple[LearnerState, dict]:
         """`num_epochs` passes of shuffled minibatches over `batch` (leaves `[B, ...]`), then the
-        adaptive KL-coefficient step. Pure and jittable.
+        adaptive KL-coefficient step. Pure and jittable. A sequence batch (`[B, L, ...]` chunks with a
+        RESETS column, a stateful module's) is split into minibatches of `minibatch_size` timesteps.
 
         Multi-module: only the modules of `policies_to_train` are updated; the batches of the others
         are dropped, their params, optimizer state and KL coefficients returned unchanged, and the
@@ -156,6 +156,7 @@ class PPOLearner:
             batch = {mid: b for mid, b in batch.items() if mid not in self.frozen_ids}
             frozen = {mid: state.params[mid] for mid in self.frozen_ids}
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        num_minibatches = max(1, size * batch[RESETS].shape[1] // cfg.minibatch_size) if RESETS in batch else None
         trainable, opt_state, metrics = minibatch_epochs(
             lambda p, mb: self.loss({**frozen, **p} if frozen else p, mb, state.kl_coeff), self.optimizer,
             self._trainable(state.params), state.opt_state, batch, rng, cfg.num_epochs,
@@ -203,13 +204,3 @@ def check_multi_agent_settings(config: Any) -> None:
     if config.env_to_module_connector is not None:
         v.fail("env_to_module_connector", "None for multi-agent PPO (the multi-agent env runner feeds each agent's "
                "observation to its module as it is)", config.env_to_module_connector)
-
-
-def values_of(learner: PPOLearner, params: Any, batch: dict) -> Any:
-    """Value predictions (`[B]`, or `{mid: [B]}`) through forward_train's embeddings, so a
-    shared encoder (custom MultiRLModule) is used exactly as in the loss."""
-    fwd = learner.train_fn(params, batch)
-    if not learner.is_multi:
-        return learner.module.compute_values_fn()(params, batch, fwd.get(Columns.EMBEDDINGS))
-    return {mid: learner.module[mid].compute_values_fn()(params[mid], batch[mid], fwd[mid].get(Columns.EMBEDDINGS))
-            for mid in batch}

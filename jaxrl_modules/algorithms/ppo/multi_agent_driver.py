@@ -1,8 +1,8 @@
 """PPO's multi-agent host-loop driver: one `MultiRLModule`, one optimizer (or one vmapped update for
 identical policies, `StackedPPOLearner`), a `MultiAgentEnvRunner` stepping one multi-agent env.
 
-The host loop itself is `HostDriver`'s; this subclass builds the multi-agent pieces and says how
-many steps to sample, how to batch `{module_id: traj}` and what to report per module."""
+The host loop itself is `HostDriver`'s (the learner batches `{module_id: traj}` itself); this subclass
+builds the multi-agent pieces and says how many steps to sample and what to report per module."""
 
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ import jax
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
 from jaxrl_modules.algorithms.multi_agent_env_runner import (MultiAgentEnvRunner, agent_spaces, evaluate_multi_agent,
                                                              is_multi_agent_env)
-from jaxrl_modules.algorithms.ppo.host_driver import HostDriver, floats
-from jaxrl_modules.algorithms.ppo.learner import LearnerState
-from jaxrl_modules.algorithms.ppo.postprocess import build_train_batch
+from jaxrl_modules.algorithms.host_driver import HostDriver, floats
 from jaxrl_modules.apis import check_required_apis
-from jaxrl_modules.columns import Columns
 from jaxrl_modules.envs.registry import make_env
 from jaxrl_modules.multi_rl_module import MultiRLModule, MultiRLModuleSpec
 
@@ -97,17 +94,8 @@ class MultiAgentHostDriver(HostDriver):
         group = self.module._groups(self.policy_ids, None)
         return len(group) == 1 and all(specs[m].module_class is specs[self.policy_ids[0]].module_class for m in self.policy_ids)
 
-    def _learn(self, state: LearnerState, traj: Any, last_obs: Any, rng: jax.Array) -> tuple:
-        cfg, learner = self.config, self.learner
-        T, A = traj[self.policy_ids[0]][Columns.REWARDS].shape
-        flat = {}
-        for mid in self.policy_ids:
-            obs = traj[mid][Columns.OBS]
-            flat[mid] = {Columns.OBS: jax.numpy.concatenate([obs.reshape((T * A,) + obs.shape[2:]), last_obs[mid]])}
-        values = learner.values(state, flat)
-        batch = {mid: build_train_batch(traj[mid], values[mid][: T * A].reshape(T, A), values[mid][T * A:],
-                                        cfg.gamma, cfg.lambda_) for mid in self.policy_ids}
-        return learner.update(state, batch, rng)
+    def _connect(self, obs: Any) -> Any:
+        return obs  # each agent's observation goes to its module as it is
 
     def _steps(self) -> int:
         return max(1, self.config.batch_size() // len(self.runner.agents))

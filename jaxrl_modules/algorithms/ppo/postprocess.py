@@ -1,4 +1,5 @@
-"""Trajectory -> PPO train batch: values, GAE, standardised advantages (pure, jittable)."""
+"""Rollout -> PPO train batch: values, GAE, standardised advantages (pure, jittable). `rollout_batch`
+is what `PPOLearner.learn` batches through: single-agent, stateful (sequences) or multi-agent."""
 
 from __future__ import annotations
 
@@ -7,9 +8,41 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 
-from jaxrl_modules.algorithms.gae import compute_gae, standardize
-from jaxrl_modules.algorithms.ppo.learner import values_of
+from jaxrl_modules.algorithms.targets import compute_gae, standardize
+from jaxrl_modules.algorithms.learner import Rollout
 from jaxrl_modules.columns import Columns
+
+def values_of(learner: Any, params: Any, batch: dict) -> Any:
+    """Value predictions (`[B]`, or `{mid: [B]}`) through forward_train's embeddings, so a
+    shared encoder (custom MultiRLModule) is used exactly as in the loss."""
+    fwd = learner.train_fn(params, batch)
+    if not learner.is_multi:
+        return learner.module.compute_values_fn()(params, batch, fwd.get(Columns.EMBEDDINGS))
+    return {mid: learner.module[mid].compute_values_fn()(params[mid], batch[mid], fwd[mid].get(Columns.EMBEDDINGS))
+            for mid in batch}
+
+
+def rollout_batch(learner: Any, state: Any, rollout: Rollout) -> dict:
+    """The PPO train batch of a rollout: a multi-agent rollout (`{module_id: [T, A] traj}`) per module,
+    a stateful module's (STATE_IN in traj) as `sequence_batch`, else `single_agent_batch`."""
+    traj, last, cfg = rollout.traj, rollout.last_obs, learner.config
+    if learner.is_multi:
+        return multi_agent_batch(learner, state, traj, last, cfg)
+    params = learner.params(state)
+    if Columns.STATE_IN in traj:
+        return sequence_batch(learner, params, traj, last, cfg, learner.module.config().max_seq_len)
+    return single_agent_batch(learner, params, traj, last, cfg)
+
+
+def multi_agent_batch(learner: Any, state: Any, traj: dict, last_obs: dict, cfg: Any) -> dict:
+    """`{module_id: [T, A] traj}` (A agents' rows, LOSS_MASK where an agent is inactive or mapped
+    elsewhere) -> `{module_id: batch}`, the values of every module in one `learner.values` call."""
+    T, A = next(iter(traj.values()))[Columns.REWARDS].shape
+    flat = {mid: {Columns.OBS: jnp.concatenate([_flat(t[Columns.OBS], T * A), last_obs[mid]])} for mid, t in traj.items()}
+    values = learner.values(state, flat)
+    return {mid: build_train_batch(t, values[mid][: T * A].reshape(T, A), values[mid][T * A:], cfg.gamma, cfg.lambda_)
+            for mid, t in traj.items()}
+
 
 TRAIN_COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS)
 
@@ -100,8 +133,3 @@ def sequence_batch(learner: Any, params: Any, traj: dict, last_obs: Any, cfg: An
     batch[Columns.STATE_IN] = jax.tree_util.tree_map(
         lambda s: batch_major(s[::max_seq_len]).reshape((N * chunks,) + s.shape[2:]), traj[Columns.STATE_IN])
     return batch
-
-
-def sequence_minibatches(cfg: Any, steps: int, num_envs: int) -> int:
-    """Minibatches per epoch of a `sequence_batch`: `minibatch_size` timesteps each (whole sequences)."""
-    return max(1, steps * num_envs // cfg.minibatch_size)

@@ -1,13 +1,13 @@
-"""PPO: one algorithm over three training loops (drivers), all with the same modules and learner:
-gymnax (each iteration one jitted function, `IterationDriver`), a gymnasium vector env
-(`HostDriver`), and a multi-agent env (`MultiAgentHostDriver`: one MultiRLModule, one optimizer).
+"""PPO: one learner (`PPOLearner`) in three training loops (drivers): gymnax (the generic `JitLoop`,
+each iteration one jitted function, `IterationDriver`), a gymnasium vector env (the generic
+`HostDriver`), and a multi-agent env (`MultiAgentHostDriver`: one MultiRLModule, one optimizer).
 The loop is chosen once, from the env, when the algorithm is built."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from jaxrl_modules.algorithms.driver import DrivenAlgorithm, Driver
+from jaxrl_modules.algorithms.driver import DrivenAlgorithm, Driver, make_driver
 from jaxrl_modules.algorithms.env_runner import reject_env_runners
 from jaxrl_modules.algorithms.multi_agent_env_runner import is_multi_agent_env
 from jaxrl_modules.envs.registry import is_gymnax, make_env
@@ -26,10 +26,7 @@ class PPO(DrivenAlgorithm):
     def _make_driver(self) -> Driver:
         cfg = self.config
         if is_gymnax(cfg.env):
-            from jaxrl_modules.algorithms.jit_driver import IterationDriver
-            from jaxrl_modules.algorithms.ppo.jax_train import JaxPPO  # rejects num_env_runners > 0
-
-            return IterationDriver(JaxPPO(cfg), cfg.seed)
+            return make_driver(cfg)  # JitLoop rejects num_env_runners > 0 and multi-agent configs
         probe = make_env(cfg.env, cfg.env_config)
         multi_env = is_multi_agent_env(probe)
         if hasattr(probe, "close"):
@@ -39,11 +36,9 @@ class PPO(DrivenAlgorithm):
 
             reject_env_runners(cfg, "the multi-agent host loop")
             return MultiAgentHostDriver(cfg)
-        from jaxrl_modules.algorithms.ppo.host_driver import HostDriver
-
-        return HostDriver(cfg)
+        return make_driver(cfg)
 
     @property
     def jax_ppo(self) -> Any:
-        """The all-in-jit pieces (`JaxPPO`) of a gymnax run; AttributeError for the host loops."""
+        """The all-in-jit pieces (a `JitLoop` over the PPO learner) of a gymnax run; AttributeError for the host loops."""
         return self.driver.pieces

@@ -17,8 +17,10 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
+from jaxrl_modules.algorithms.learner import Rollout
 from jaxrl_modules.algorithms.ppo.learner import (LearnerState, PPOLearner, check_multi_agent_settings,
                                               require_a_trained_policy, values_of)
+from jaxrl_modules.algorithms.ppo.postprocess import rollout_batch
 from jaxrl_modules.stacked import stack_trees, unstack_tree
 
 
@@ -26,7 +28,7 @@ class StackedPPOLearner:
     """Same interface as PPOLearner over `{mid: ...}` params and batches."""
 
     def __init__(self, multi: Any, config: Any, module_ids: list[str]):
-        self.module = multi
+        self.module, self.config = multi, config
         self.module_ids = list(module_ids)
         self.is_multi = True
         check_multi_agent_settings(config)
@@ -40,7 +42,7 @@ class StackedPPOLearner:
     def init(self, params: dict) -> LearnerState:
         return jax.vmap(self.single.init)(stack_trees([params[m] for m in self.module_ids]))
 
-    def params_of(self, state: LearnerState) -> dict:
+    def params(self, state: LearnerState) -> dict:
         return dict(zip(self.module_ids, unstack_tree(state.params, len(self.module_ids))))
 
     def with_params(self, state: LearnerState, params: dict) -> LearnerState:
@@ -50,6 +52,10 @@ class StackedPPOLearner:
         stacked = stack_trees([batch[m] for m in self.module_ids])
         values = jax.vmap(lambda p, b: values_of(self.single, p, b))(state.params, stacked)
         return dict(zip(self.module_ids, unstack_tree(values, len(self.module_ids))))
+
+    def learn(self, state: LearnerState, rollout: Rollout, rng: jax.Array) -> tuple[LearnerState, dict]:
+        """Every policy's train batch (values of all in one vmapped call), then `update`."""
+        return self.update(state, rollout_batch(self, state, rollout), rng)
 
     def update(self, state: LearnerState, batch: dict, rng: jax.Array) -> tuple[LearnerState, dict]:
         """Each trained policy's PPO update (the same, key included, as when every policy trains);

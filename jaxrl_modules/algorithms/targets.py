@@ -1,6 +1,9 @@
-"""Generalised advantage estimation as a pure, time-major function (rlax style)."""
+"""The primitives the losses share, as pure functions (rlax style): GAE(λ) advantages and value
+targets (time-major), TD targets for Q-learning, advantage standardisation and masked means."""
 
 from __future__ import annotations
+
+from typing import Any, Optional
 
 import chex
 import jax
@@ -42,3 +45,21 @@ def standardize(x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     mean = (x * m).sum() / n
     std = jnp.sqrt((((x - mean) ** 2) * m).sum() / n)
     return (x - mean) / jnp.maximum(1e-4, std)
+
+
+def masked_mean(x: jax.Array, mask: Optional[jax.Array]) -> jax.Array:
+    """Mean of `x` over the entries where `mask` is true (all of them when `mask` is None)."""
+    if mask is None:
+        return x.mean()
+    m = mask.astype(x.dtype)
+    return (x * m).sum() / jnp.maximum(m.sum(), 1.0)
+
+
+def td_targets(rewards: jax.Array, terminateds: jax.Array, q_next_target: jax.Array, q_next_online: Any,
+               gamma: Any) -> jax.Array:
+    """`r + gamma * (1 - terminated) * Q_target(s', a*)`, a* = argmax of the online net
+    (double Q) when `q_next_online` is given, else of the target net. Shapes `[B]`, `[B, n]`;
+    `gamma` a scalar or `[B]` (n-step transitions carry their own `gamma ** steps`)."""
+    chooser = q_next_target if q_next_online is None else q_next_online
+    best = jnp.take_along_axis(q_next_target, jnp.argmax(chooser, axis=-1)[:, None], axis=-1)[:, 0]
+    return rewards + gamma * (1.0 - terminateds.astype(rewards.dtype)) * best

@@ -1,0 +1,101 @@
+"""`JitLoop`: any algorithm's training fully inside `jax.jit` over gymnax envs, composed from a
+`JaxEnvRunner` and a learner (`learner.Learner`): each iteration samples a rollout (a `lax.scan` over
+env steps) and hands it to `learner.learn`. PPO, DQN and SAC all train through it; `build_train_fn`
+is its `init` followed by its `iteration` scanned, and the jit drivers call the same functions.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+from jaxrl_modules.algorithms.action_transform import action_settings
+from jaxrl_modules.algorithms.env_runner import reject_env_runners, reject_stateful
+from jaxrl_modules.algorithms.jax_evaluate import takes_timestep
+from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
+from jaxrl_modules.algorithms.learner import Rollout, default_learner
+from jaxrl_modules.algorithms.nonfinite import CheckedIteration
+from jaxrl_modules.algorithms.train_fn import TrainFn
+from jaxrl_modules.apis import check_required_apis
+from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
+from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
+
+
+class TrainState(NamedTuple):
+    learner: Any  # the learner's state (params inside: `learner.params(state)`)
+    runner: RunnerState
+    rng: jax.Array
+    env_steps: jax.Array
+
+
+class JitLoop(CheckedIteration):
+    """The pieces of all-in-jit training for one config: runner, connector, module, learner, and the
+    pure `init(rng) -> TrainState` and `iteration(state) -> (state, metrics)`.
+
+    `make_learner(module, config, num_envs)` builds the learner (default: the config's learner class);
+    `steps` is each iteration's rollout length per env (default `config.rollout_length()`);
+    `stateless_only` names an algorithm that refuses recurrent modules (DQN, SAC)."""
+
+    def __init__(self, config: Any, make_learner: Callable = default_learner, *, steps: Optional[int] = None,
+                 stateless_only: Optional[str] = None):
+        if not is_gymnax(config.env):
+            raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
+        reject_env_runners(config, "the all-in-jit gymnax loop")
+        if config.is_multi_agent:
+            raise ValueError("All-in-jit training supports single-agent configs; use the host loop for multi_agent()")
+        self.config = config
+        env, env_params = make_gymnax(config.env, config.env_config)
+        self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
+        obs_space, act_space = self.runner.observation_space, self.runner.action_space
+        self.connector: Any = None  # the env-to-module connector built, if any (runner.obs_fn)
+        if config.env_to_module_connector is not None:
+            connector = config.env_to_module_connector(env)
+            connector.set_spaces(obs_space, act_space)
+            obs_space = connector.observation_space
+            self.runner.obs_fn = self.connector = connector
+        self.spec = config.module_spec_for(obs_space, act_space)
+        self.module = self.spec.build()
+        if stateless_only:
+            reject_stateful(self.module, stateless_only)
+        check_required_apis(self.module, config.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
+        self.learner = make_learner(self.module, config, self.runner.num_envs)
+        self.steps = int(steps if steps is not None else config.rollout_length())
+        self.act_fn = self.module.phase_fn("exploration")
+        self._with_t = takes_timestep(self.module)
+
+    def init(self, rng: jax.Array) -> TrainState:
+        k_params, k_env, k_next = jax.random.split(rng, 3)
+        params = self.module.init_fn(k_params)
+        runner = self.runner.reset(k_env, self.module.get_initial_state())
+        return TrainState(self.learner.init(params), runner, k_next, jnp.zeros((), jnp.int32))
+
+    def params(self, state: TrainState) -> Any:
+        """The params of a train state (the learner's)."""
+        return self.learner.params(state.learner)
+
+    def _step(self, state: TrainState) -> tuple[TrainState, dict, dict]:
+        """One iteration: a rollout, then `learner.learn` on it: `(state, metrics, check tree)`;
+        `iteration` adds "nonfinite_code"."""
+        rng, k_roll, k_learn = jax.random.split(state.rng, 3)
+        params = self.learner.params(state.learner)
+        act = functools.partial(self.act_fn, t=state.env_steps) if self._with_t else self.act_fn
+        runner, traj, stats = self.runner.rollout(act, params, state.runner, k_roll, self.steps)
+        env_steps = state.env_steps + self.steps * self.runner.num_envs
+        learner, metrics = self.learner.learn(state.learner, Rollout(traj, self.runner.obs_fn(runner.obs), env_steps),
+                                              k_learn)
+        checked = {"env observation": traj[Columns.OBS], "env reward": traj[Columns.REWARDS], "metrics": metrics,
+                   "params": self.learner.params(learner)}
+        episodes = stats["episodes"]
+        metrics = dict(metrics)
+        metrics["episode_return_mean"] = jnp.where(episodes > 0, stats["return_sum"] / jnp.maximum(episodes, 1), jnp.nan)
+        metrics["num_episodes"] = episodes
+        metrics["num_env_steps_sampled_lifetime"] = env_steps
+        return TrainState(learner, runner, rng, env_steps), metrics, checked
+
+    def train_fn(self, num_iterations: int) -> TrainFn:
+        """The pure `train(rng) -> (params, metrics)` of `num_iterations` iterations (a `TrainFn`)."""
+        return TrainFn(module=self.module, nonfinite_names=self.nonfinite_names, init=self.init,
+                       iteration=self.iteration, num_iterations=int(num_iterations), params=self.params)
