@@ -111,3 +111,41 @@ def test_off_policy_host_set_state_leaves_the_callers_state_as_it_is():
         assert set(state) == keys and "env_steps" in keys
     finally:
         algo.stop()
+
+
+def _off_policy(cls, env, model=TINY):
+    return (cls().environment(env).env_runners(num_envs_per_env_runner=1).rl_module(model_config=model)
+            .training(train_batch_size_per_learner=8, replay_buffer_config={"capacity": 64}))
+
+
+@pytest.mark.parametrize("algo_name", ["PPO", "DQN", "SAC"])
+def test_each_algorithm_runs_one_learner_class_through_both_generic_loops(algo_name):
+    """One skeleton: the host loop (`HostDriver` over a `HostRunner`) and the all-in-jit loop (`JitLoop` over a
+    `JaxRunner`) are the same two classes for PPO, DQN and SAC, each with the same learner class, which
+    implements the `Learner` protocol the loops call; no algorithm has a loop of its own."""
+    from jaxrl_modules.algorithms.jit_loop import JitLoop
+    from jaxrl_modules.algorithms.learner import Learner
+    from jaxrl_modules.algorithms.runner import HostRunner, JaxRunner
+    from jaxrl_modules.algorithms.sac import SACConfig
+
+    if algo_name == "PPO":
+        configs = [_ppo("CartPole-v1"), _ppo("gymnax:CartPole-v1")]
+    else:
+        cls, env = (DQNConfig, "CartPole-v1") if algo_name == "DQN" else (SACConfig, "Pendulum-v1")
+        configs = [_off_policy(cls, env), _off_policy(cls, "gymnax:" + env)]
+    host, jitted = (c.build() for c in configs)
+    try:
+        assert type(host.driver) is HostDriver and isinstance(host.runner, HostRunner)
+        assert isinstance(jitted.driver.pieces, JitLoop) and isinstance(jitted.runner, JaxRunner)
+        assert type(jitted.driver.pieces) in (JitLoop,) and type(jitted.driver) in (IterationDriver, ScannedDriver)
+        learners = [host.learner, jitted.learner]
+        assert all(isinstance(learner, Learner) for learner in learners)
+        assert type(learners[0]) is type(learners[1])
+        inner = [getattr(learner, "learner", learner) for learner in learners]  # DQN/SAC: wrapped in a ReplayLearner
+        assert type(inner[0]) is type(inner[1]) and type(inner[0]).__name__ == f"{algo_name}Learner"
+        for algo in (host, jitted):
+            result = algo.train()
+            assert result["num_env_steps_sampled_lifetime"] > 0 and result["learners"]["default_policy"]
+    finally:
+        host.stop()
+        jitted.stop()

@@ -9,7 +9,7 @@ once per rollout, and `params` to act. So PPO, DQN, SAC and a user's own algorit
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 
@@ -28,6 +28,7 @@ class Rollout(NamedTuple):
     env_steps: Any
 
 
+@runtime_checkable
 class Learner(Protocol):
     """`init(params) -> state`; `learn(state, rollout, rng) -> (state, metrics)` (pure and jittable:
     the host loop jits it, the all-in-jit loop traces it into its iteration); `params(state)` and

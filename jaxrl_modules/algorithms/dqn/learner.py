@@ -3,7 +3,7 @@ Huber or MSE loss, one optax optimizer, polyak/hard target updates."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,20 @@ class DQNLearnerState(NamedTuple):
     num_updates: jax.Array
 
 
+def q_loss(q_values: jax.Array, q_next_target: jax.Array, batch: dict, *, q_next_online: Optional[jax.Array],
+           gamma: float, td_error_loss_fn: str, action_start: int = 0) -> tuple:
+    """DQN's TD loss as a pure function of Q values `[B, n]` (online on OBS, target on NEXT_OBS, and
+    online on NEXT_OBS for double Q) and the batch (ACTIONS, REWARDS, TERMINATEDS, optional
+    "discounts" of n-step transitions), with keyword hyper-parameters: `(loss, metrics)`."""
+    target = jax.lax.stop_gradient(td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_next_target,
+                                              q_next_online, batch.get("discounts", gamma)))
+    index = batch[Columns.ACTIONS].astype(jnp.int32) - action_start
+    q = jnp.take_along_axis(q_values, index[:, None], axis=-1)[:, 0]  # Q column i is action start + i
+    err = q - target
+    losses = optax.huber_loss(err) if td_error_loss_fn == "huber" else 0.5 * err ** 2
+    return losses.mean(), {"qf_loss": losses.mean(), "qf_mean": q.mean(), "td_error_mean": jnp.abs(err).mean()}
+
+
 class DQNLearner:
     @classmethod
     def rl_module_required_apis(cls) -> list[type]:
@@ -39,17 +53,13 @@ class DQNLearner:
                                jnp.zeros((), jnp.int32))
 
     def loss(self, params: Any, target_params: Any, batch: dict) -> tuple:
+        """The module's forward passes (online on OBS, target on NEXT_OBS), then `q_loss`."""
         cfg = self.config
         fwd = self.train_fn(params, batch)
-        q_target = self.target_fn(target_params, {Columns.OBS: batch[Columns.NEXT_OBS]})[QF_PREDS]
-        target = jax.lax.stop_gradient(td_targets(batch[Columns.REWARDS], batch[Columns.TERMINATEDS], q_target,
-                                                  fwd.get(QF_NEXT_PREDS) if cfg.double_q else None,
-                                                  batch.get("discounts", cfg.gamma)))
-        index = batch[Columns.ACTIONS].astype(jnp.int32) - int(getattr(self.module.action_space, "start", 0))
-        q = jnp.take_along_axis(fwd[QF_PREDS], index[:, None], axis=-1)[:, 0]  # Q column i is action start + i
-        err = q - target
-        losses = optax.huber_loss(err) if cfg.td_error_loss_fn == "huber" else 0.5 * err ** 2
-        return losses.mean(), {"qf_loss": losses.mean(), "qf_mean": q.mean(), "td_error_mean": jnp.abs(err).mean()}
+        q_next_target = self.target_fn(target_params, {Columns.OBS: batch[Columns.NEXT_OBS]})[QF_PREDS]
+        return q_loss(fwd[QF_PREDS], q_next_target, batch, q_next_online=fwd.get(QF_NEXT_PREDS) if cfg.double_q else None,
+                      gamma=cfg.gamma, td_error_loss_fn=cfg.td_error_loss_fn,
+                      action_start=int(getattr(self.module.action_space, "start", 0)))
 
     def update(self, state: DQNLearnerState, batch: dict, rng: jax.Array | None = None) -> tuple[DQNLearnerState, dict]:
         """One gradient step; then the target params follow every `target_network_update_freq`

@@ -35,8 +35,10 @@ class LearnerState(NamedTuple):
     kl_coeff: Any  # {module_id: scalar}
 
 
-def ppo_module_loss(module: Any, params: Any, batch: dict, fwd_out: dict, kl_coeff: jax.Array, cfg: Any) -> tuple:
-    """RLlib's PPO loss for one module (`PPOTorchLearner.compute_loss_for_module`).
+def ppo_loss(module: Any, params: Any, batch: dict, fwd_out: dict, *, kl_coeff: jax.Array, clip_param: float,
+             vf_clip_param: float, vf_loss_coeff: float, entropy_coeff: float, use_kl_loss: bool) -> tuple:
+    """RLlib's PPO loss for one module (`PPOTorchLearner.compute_loss_for_module`), a pure function of
+    params, batch and forward outputs with keyword hyper-parameters: `(total, metrics)`.
 
     batch: `[B]` columns ACTIONS, ACTION_LOGP, ACTION_DIST_INPUTS, ADVANTAGES, VALUE_TARGETS
     (and optional LOSS_MASK); fwd_out: the module's forward_train output.
@@ -47,19 +49,24 @@ def ppo_module_loss(module: Any, params: Any, batch: dict, fwd_out: dict, kl_coe
     logp = curr.logp(batch[Columns.ACTIONS])
     ratio = jnp.exp(logp - batch[Columns.ACTION_LOGP])
     adv = batch[Columns.ADVANTAGES]
-    surrogate = jnp.minimum(adv * ratio, adv * jnp.clip(ratio, 1 - cfg.clip_param, 1 + cfg.clip_param))
+    surrogate = jnp.minimum(adv * ratio, adv * jnp.clip(ratio, 1 - clip_param, 1 + clip_param))
     values = module.compute_values_fn()(params, batch, fwd_out.get(Columns.EMBEDDINGS))
     vf_err = (values - batch[Columns.VALUE_TARGETS]) ** 2
-    vf_clipped = jnp.clip(vf_err, 0.0, cfg.vf_clip_param)
+    vf_clipped = jnp.clip(vf_err, 0.0, vf_clip_param)
     entropy = curr.entropy()
-    total = masked_mean(-surrogate + cfg.vf_loss_coeff * vf_clipped - cfg.entropy_coeff * entropy, mask)
-    mean_kl = masked_mean(prev.kl(curr), mask) if cfg.use_kl_loss else jnp.zeros(())
-    total = total + (kl_coeff * mean_kl if cfg.use_kl_loss else 0.0)
+    total = masked_mean(-surrogate + vf_loss_coeff * vf_clipped - entropy_coeff * entropy, mask)
+    mean_kl = masked_mean(prev.kl(curr), mask) if use_kl_loss else jnp.zeros(())
+    total = total + (kl_coeff * mean_kl if use_kl_loss else 0.0)
     if isinstance(module, SelfSupervisedLossAPI):
         total = total + module.self_supervised_loss(params, batch, fwd_out)
     metrics = {"policy_loss": masked_mean(-surrogate, mask), "vf_loss": masked_mean(vf_clipped, mask),
                "entropy": masked_mean(entropy, mask), "mean_kl_loss": mean_kl, "total_loss": total}
     return total, metrics
+
+
+def ppo_loss_settings(config: Any) -> dict:
+    """`ppo_loss`'s hyper-parameters from a PPOConfig (read when the update is traced)."""
+    return {k: getattr(config, k) for k in ("clip_param", "vf_clip_param", "vf_loss_coeff", "entropy_coeff", "use_kl_loss")}
 
 
 class PPOLearner:
@@ -113,11 +120,13 @@ class PPOLearner:
         """Sum of the per-module PPO losses; `batch` is `{mid: [B] columns}` for multi-modules."""
         if not self.is_multi:
             fwd = self.train_fn(params, batch)
-            return ppo_module_loss(self.module, params, batch, fwd, kl_coeff["default_policy"], self.config)
+            return ppo_loss(self.module, params, batch, fwd, kl_coeff=kl_coeff["default_policy"],
+                            **ppo_loss_settings(self.config))
         fwd = self.train_fn(params, batch)
         total, metrics = 0.0, {}
         for mid in batch:
-            loss, m = ppo_module_loss(self.module[mid], params[mid], batch[mid], fwd[mid], kl_coeff[mid], self.config)
+            loss, m = ppo_loss(self.module[mid], params[mid], batch[mid], fwd[mid], kl_coeff=kl_coeff[mid],
+                               **ppo_loss_settings(self.config))
             total = total + loss
             metrics[mid] = m
         return total, metrics

@@ -24,6 +24,25 @@ class SACLearnerState(NamedTuple):
     num_updates: jax.Array
 
 
+def sac_critic_loss(q: jax.Array, q_twin: jax.Array, rewards: jax.Array, terminateds: jax.Array, q_next: jax.Array,
+                    next_logp: jax.Array, *, alpha: jax.Array, gamma: float) -> jax.Array:
+    """Twin-Q soft Bellman loss: both critics against `r + gamma * (1 - terminated) * (Q'(s', a') - alpha
+    * log pi(a'|s'))` (`q_next` the target critics' minimum at sampled next actions); shapes `[B]`."""
+    not_done = 1.0 - terminateds.astype(jnp.float32)
+    y = jax.lax.stop_gradient(rewards + gamma * not_done * (q_next - alpha * next_logp))
+    return 0.5 * ((q - y) ** 2).mean() + 0.5 * ((q_twin - y) ** 2).mean()
+
+
+def sac_actor_loss(logp: jax.Array, q_pi: jax.Array, *, alpha: jax.Array) -> jax.Array:
+    """`E[alpha * log pi(a|s) - Q(s, a)]` over reparameterised actions (critic params held fixed)."""
+    return (alpha * logp - q_pi).mean()
+
+
+def sac_alpha_loss(log_alpha: jax.Array, logp: jax.Array, *, target_entropy: float) -> jax.Array:
+    """The temperature loss `-log_alpha * (log pi + target_entropy)` (logp held fixed)."""
+    return -(log_alpha * (logp + target_entropy)).mean()
+
+
 class SACLearner:
     @classmethod
     def rl_module_required_apis(cls) -> list[type]:
@@ -62,15 +81,14 @@ class SACLearner:
         next_actions, next_logp = self._dist(next_fwd).sample_and_log_prob(seed=k_next)
         target_batch = {Columns.OBS: batch[Columns.NEXT_OBS], Columns.ACTIONS: next_actions}
         q_next = self.target_fn(state.target_params, target_batch)[QF_TARGET_NEXT]
-        not_done = 1.0 - batch[Columns.TERMINATEDS].astype(jnp.float32)
-        y = jax.lax.stop_gradient(batch[Columns.REWARDS] + cfg.gamma * not_done * (q_next - alpha * next_logp))
         fwd = self.train_fn(params, batch)
-        critic_loss = 0.5 * ((fwd[QF_PREDS] - y) ** 2).mean() + 0.5 * ((fwd[QF_TWIN_PREDS] - y) ** 2).mean()
+        critic_loss = sac_critic_loss(fwd[QF_PREDS], fwd[QF_TWIN_PREDS], batch[Columns.REWARDS], batch[Columns.TERMINATEDS],
+                                      q_next, next_logp, alpha=alpha, gamma=cfg.gamma)
         actions, logp = self._dist(fwd).sample_and_log_prob(seed=k_curr)
         frozen_q = jax.lax.stop_gradient({k: v for k, v in params.items() if k in self.q_keys})
         q_params = {**params, **frozen_q}
         q_pi = self.q_fn(q_params, {Columns.OBS: batch[Columns.OBS], Columns.ACTIONS: actions})[QF_PREDS]
-        actor_loss = (alpha * logp - q_pi).mean()
+        actor_loss = sac_actor_loss(logp, q_pi, alpha=alpha)
         metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "alpha": alpha, "logp_mean": logp.mean(),
                    "qf_mean": fwd[QF_PREDS].mean()}
         return critic_loss + actor_loss, (metrics, jax.lax.stop_gradient(logp))
@@ -80,7 +98,7 @@ class SACLearner:
         metrics = {**metrics, GRAD_NORM: optax.global_norm(grads)}  # actor and critic (their own lrs: actor_lr, critic_lr)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        alpha_grad = jax.grad(lambda la: -(la * (logp + self.target_entropy)).mean())(state.log_alpha)
+        alpha_grad = jax.grad(sac_alpha_loss)(state.log_alpha, logp, target_entropy=self.target_entropy)
         alpha_updates, alpha_opt_state = self.alpha_optimizer.update(alpha_grad, state.alpha_opt_state)
         log_alpha = optax.apply_updates(state.log_alpha, alpha_updates)
         n = state.num_updates + 1
