@@ -47,3 +47,24 @@ def test_flattened_space_feeds_a_default_module():
     assert out[Columns.ACTIONS].shape == (2,)
     with pytest.raises(ValueError, match="cannot flatten"):
         FlattenObservations(gym.spaces.Text(3))
+
+
+def test_true_next_obs_takes_each_ended_env_final_obs_for_tuple_and_dict_observations():
+    """Same-step autoreset puts a finished env's final observation in `info`; for a Tuple or Dict
+    observation every component of that env's row is replaced (the host loops bootstrap from it)."""
+    import numpy as np
+
+    from jaxrl_modules.algorithms.env_runner import true_next_obs
+
+    tuple_obs = (np.array([1, 2, 3]), np.array([10, 20, 30]))
+    info = {"_final_obs": np.array([False, True, False]), "final_obs": np.array([None, (7, 70), None], dtype=object)}
+    fixed = true_next_obs(tuple_obs, info)
+    assert [a.tolist() for a in fixed] == [[1, 7, 3], [10, 70, 30]] and tuple_obs[0].tolist() == [1, 2, 3]
+    dict_obs = {"a": np.zeros((2, 2)), "b": np.array([5, 6])}
+    final = np.array([{"a": np.ones(2), "b": 9}, None], dtype=object)
+    fixed = true_next_obs(dict_obs, {"_final_obs": np.array([True, False]), "final_obs": final})
+    assert fixed["a"].tolist() == [[1, 1], [0, 0]] and fixed["b"].tolist() == [9, 6]
+    array_obs = np.arange(6.0).reshape(3, 2)
+    fixed = true_next_obs(array_obs, {"_final_obs": np.array([False, False, True]),
+                                      "final_obs": np.array([None, None, np.array([-1.0, -2.0])], dtype=object)})
+    assert fixed.tolist() == [[0, 1], [2, 3], [-1, -2]] and array_obs[2].tolist() == [4, 5]

@@ -438,9 +438,10 @@ OFF_POLICY_SAMPLING_EFFECTS = [  # (setting, value, settings both runs share, wh
     c if c[0] == "num_steps_sampled_before_learning_starts" else pytest.param(*c, marks=pytest.mark.slow)
     for c in OFF_POLICY_SAMPLING_EFFECTS], ids=[c[0] for c in OFF_POLICY_SAMPLING_EFFECTS])
 def test_off_policy_sampling_setting_changes_training(setting, value, shared, what):
-    """DQN all-in-jit, 2 iterations (the loop SAC shares)."""
+    """DQN all-in-jit, 4 iterations (the loop SAC shares; after 2, batches of 8 and 16 drawn from a buffer of
+    2 transitions can hold them in the same proportion and give the same update)."""
     def run(**settings):
-        params, metrics = jax.jit(dqn_gymnax(**settings).build_train_fn(2))(jax.random.key(0))
+        params, metrics = jax.jit(dqn_gymnax(**settings).build_train_fn(4))(jax.random.key(0))
         return params, int(metrics["num_env_steps_sampled_lifetime"][-1])
 
     base, changed = run(**shared), run(**{**shared, setting: value})

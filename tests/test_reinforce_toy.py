@@ -108,3 +108,13 @@ def test_reinforce_trains_in_one_jit_through_build_train_fn():
     assert int(metrics["first_nonfinite_iteration"][-1]) == -1 and set(params) == set(train.module.init(jax.random.key(1)))
     first, last = first_and_last(returns[np.isfinite(returns)].tolist())
     assert last > max(100.0, 3 * first), returns
+
+
+def test_reinforce_seeds_vmap_in_one_jit_through_multi_seed_algorithm():
+    from jaxrl_modules.algorithms.multi_seed import MultiSeedAlgorithm
+
+    multi = MultiSeedAlgorithm(config("gymnax:CartPole-v1"), 2)
+    result = multi.train()
+    assert [s["num_env_steps_sampled_lifetime"] for s in result["seeds"]] == [512, 512]
+    first, second = (multi.get_params(i) for i in range(2))
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(second)))

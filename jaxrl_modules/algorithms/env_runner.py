@@ -144,13 +144,15 @@ def make_vector_env(config: Any) -> gym.vector.VectorEnv:
                                      autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
-def true_next_obs(next_obs: np.ndarray, info: dict) -> np.ndarray:
-    """`next_obs` with the final observation of every env whose episode just ended (same-step
-    autoreset returns the reset observation in `next_obs` and the final one in `info`)."""
-    out = np.array(next_obs, copy=True)
+def true_next_obs(next_obs: Any, info: dict) -> Any:
+    """`next_obs` (an array, or a tuple/dict of arrays for Tuple/Dict spaces) with the final
+    observation of every env whose episode just ended (same-step autoreset returns the reset
+    observation in `next_obs` and the final one in `info`)."""
+    out = jax.tree_util.tree_map(lambda x: np.array(x, copy=True), next_obs)
     if "_final_obs" in info:
         for i in np.flatnonzero(info["_final_obs"]):
-            out[i] = info["final_obs"][i]
+            for leaf, value in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(info["final_obs"][i])):
+                leaf[i] = value
     return out
 
 
@@ -201,9 +203,10 @@ class GymEnvRunner:
 
     def sample(self, act: Callable, params: Any, rng: jax.Array, steps: int, first_step: int = 0) -> tuple[dict, Any, list]:
         """Returns `(traj, last_obs, returns)`: traj columns `[T, N, ...]` incl. TRUNCATEDS and
-        "final_obs" (the module's view of the observation an episode ended in, the next observation
-        otherwise), and the episode returns finished during this call. "bootstrap" marks truncations
-        (not terminations), whose value is bootstrapped from "final_obs". `act` gets each step's
+        "final_obs" (the env's observation an episode ended in, the next observation otherwise; not
+        yet connected: the loop applies the connector inside its jitted learn step), and the episode
+        returns finished during this call. "bootstrap" marks truncations (not terminations), whose
+        value is bootstrapped from "final_obs". `act` gets each step's
         lifetime env-step count as `t`; `first_step` numbers the steps in error messages (a loop that
         samples one step at a time counts its steps across calls).
 
@@ -227,8 +230,7 @@ class GymEnvRunner:
             check_rows({"actions": out[Columns.ACTIONS]}, step=t)  # float (Box) actions only
             next_obs, reward, term, trunc, info = self.envs.step(self.to_env(out[Columns.ACTIONS]))
             check_rows({"env reward": reward}, step=t)
-            final = true_next_obs(next_obs, info)
-            final = np.asarray(self.connector(final)) if self.connector is not None else final
+            final = true_next_obs(next_obs, info)  # raw: the loop connects it with the jitted learn step
             for key in (Columns.OBS, Columns.ACTIONS, Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
                 if key in out:
                     cols[key].append(out[key])
@@ -252,9 +254,10 @@ class GymEnvRunner:
         check_rows({"env observation": self.obs}, step=first_step + steps)  # the last obs is bootstrapped from
         self.num_env_steps += steps * self.num_envs
         self.completed.extend(finished)
-        traj = {k: np.stack(v) for k, v in cols.items() if k not in (Columns.STATE_IN, "state_out") and v}
-        if stateful:
-            for k in (Columns.STATE_IN, "state_out"):
+        trees = ("final_obs", Columns.STATE_IN, "state_out")  # pytrees per step (a Tuple/Dict obs, an LSTM state)
+        traj = {k: np.stack(v) for k, v in cols.items() if k not in trees and v}
+        for k in trees:
+            if cols.get(k):
                 traj[k] = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *cols[k])
         return traj, self.obs, finished
 

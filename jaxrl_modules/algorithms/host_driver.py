@@ -17,11 +17,11 @@ from jaxrl_modules.algorithms.learner import Rollout, default_learner
 from jaxrl_modules.algorithms.nonfinite import (KEPT_STATE, NonFiniteError, at_iteration, describe, nonfinite_code,
                                                 quantity_names)
 from jaxrl_modules.apis import check_required_apis
-from jaxrl_modules.columns import DEFAULT_MODULE_ID
+from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 
 # What a loop of several rollouts per train() keeps after a non-finite value (its envs have moved on).
-ROLLOUTS_KEPT = ("the algorithm keeps its learner state (params, optimizer state, target params, replay buffer) and "
-                 "RNG from before this iteration; its envs and env-step counter keep what was sampled")
+ROLLOUTS_KEPT = ("the algorithm keeps its learner state (params, optimizer state, target params, replay buffer and "
+                 "n-step window) and RNG from before this iteration; its envs and env-step counter have moved on")
 
 
 def floats(metrics: dict) -> dict:
@@ -104,6 +104,11 @@ class HostDriver:
         """`learner.learn` on one rollout, the non-finite code of its metrics and params, and the next
         RNG (traced: no eager key splitting on the host per rollout)."""
         rng, k_learn = jax.random.split(rng)
+        if "final_obs" in traj:  # the raw observation each step led to: the module's view of it, [T, N, ...]
+            T, N = traj[Columns.REWARDS].shape[:2]
+            final = jax.tree_util.tree_map(lambda x: x.reshape((T * N,) + x.shape[2:]), traj["final_obs"])
+            traj = {**traj, "final_obs": jax.tree_util.tree_map(lambda x: x.reshape((T, N) + x.shape[1:]),
+                                                                self._connect(final))}
         state, metrics = self.learner.learn(state, Rollout(traj, self._connect(last_obs), env_steps), k_learn)
         return state, metrics, nonfinite_code({"metrics": metrics, "params": self.learner.params(state)}), rng
 

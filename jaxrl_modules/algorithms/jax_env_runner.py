@@ -59,20 +59,25 @@ class JaxEnvRunner:
         state = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (self.num_envs,) + x.shape), initial_state)
         return RunnerState(obs, env_state, zeros, zeros, state, initial_state)
 
-    def rollout(self, act_fn: Callable, params: Any, state: RunnerState, rng: jax.Array, steps: int) -> tuple:
-        """`steps` env steps per env with `act_fn(params, batch, rng)` (a forward_exploration).
+    def rollout(self, act_fn: Callable, params: Any, state: RunnerState, rng: jax.Array, steps: int,
+                t0: Any = None) -> tuple:
+        """`steps` env steps per env with `act_fn(params, batch, rng)` (a forward_exploration); with `t0`
+        (the lifetime env-step count before the rollout), `act_fn(..., t=t0 + i * num_envs)` at step i,
+        for an exploration that reads it (DQN's epsilon schedule).
 
         Returns `(state, traj, stats)`: traj columns `[T, N, ...]` (OBS, ACTIONS, ACTION_LOGP and
         ACTION_DIST_INPUTS where the exploration gives them, REWARDS, TERMINATEDS, TRUNCATEDS; gymnax resets
         in the same step, so truncations are not bootstrapped), stats the sum and count of finished episodes.
         """
-        def step(state: RunnerState, key):
+        def step(state: RunnerState, x):
+            key, i = x
             k_act, k_env = jax.random.split(key)
             obs = self.obs_fn(state.obs)
+            kw = {} if t0 is None else {"t": t0 + i * self.num_envs}
             if state.recurrent_state is None:
-                out = act_fn(params, {Columns.OBS: obs}, k_act)
+                out = act_fn(params, {Columns.OBS: obs}, k_act, **kw)
             else:  # one timestep of a [B, T] sequence, the state carried per env
-                out = act_fn(params, {Columns.OBS: obs[:, None], Columns.STATE_IN: state.recurrent_state}, k_act)
+                out = act_fn(params, {Columns.OBS: obs[:, None], Columns.STATE_IN: state.recurrent_state}, k_act, **kw)
                 next_rec = out.pop(Columns.STATE_OUT)
                 out = jax.tree_util.tree_map(lambda x: x[:, 0], out)
             next_obs, env_state, reward, term, trunc, _ = jax.vmap(self.env.step, (0, 0, 0, None))(
@@ -92,7 +97,7 @@ class JaxEnvRunner:
                                  episode_length=jnp.where(done, 0.0, length), recurrent_state=recurrent)
             return new, rec
 
-        state, traj = jax.lax.scan(step, state, jax.random.split(rng, steps))
+        state, traj = jax.lax.scan(step, state, (jax.random.split(rng, steps), jnp.arange(steps, dtype=jnp.int32)))
         ended = traj.pop("ended_return")
         stats = {"return_sum": ended.sum(), "episodes": (traj[Columns.TERMINATEDS] | traj[Columns.TRUNCATEDS]).sum()}
         return state, traj, stats

@@ -1,10 +1,11 @@
 """The all-in-jit drivers (gymnax envs): every `train()` is one jitted call on the whole train state.
 
-`pieces` is a `jit_loop.JitLoop` (PPO's `JaxPPO`, DQN/SAC's `JaxOffPolicy`, or one over a user's own
-learner): config, module, learner, runner and the pure `init(rng) -> state` / `iteration(state) ->
-(state, metrics)`, the same pieces `build_train_fn` scans. `IterationDriver` runs one iteration per `train()` (PPO);
-`ScannedDriver` scans `n` iterations per `train()` (DQN/SAC: about 1000 env steps). The result
-functions are shared with `MultiSeedAlgorithm`, which vmaps the same jitted `step` over seeds.
+`pieces` is a `jit_loop.JitLoop` over any learner (`driver.make_driver` builds it: PPO's learner, DQN's
+or SAC's in a `ReplayLearner`, a user's own): config, module, learner, runner and the pure
+`init(rng) -> state` / `iteration(state) -> (state, metrics)`, the same pieces `build_train_fn` scans.
+`IterationDriver` runs one iteration per `train()` (PPO); `ScannedDriver` scans `n` iterations per
+`train()` (DQN/SAC: about 1000 env steps). The result functions are shared with `MultiSeedAlgorithm`,
+which vmaps the same jitted `step` over seeds.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ is its `init` followed by its `iteration` scanned, and the jit drivers call the 
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import jax
@@ -81,8 +80,8 @@ class JitLoop(CheckedIteration):
         `iteration` adds "nonfinite_code"."""
         rng, k_roll, k_learn = jax.random.split(state.rng, 3)
         params = self.learner.params(state.learner)
-        act = functools.partial(self.act_fn, t=state.env_steps) if self._with_t else self.act_fn
-        runner, traj, stats = self.runner.rollout(act, params, state.runner, k_roll, self.steps)
+        runner, traj, stats = self.runner.rollout(self.act_fn, params, state.runner, k_roll, self.steps,
+                                                  t0=state.env_steps if self._with_t else None)
         env_steps = state.env_steps + self.steps * self.runner.num_envs
         learner, metrics = self.learner.learn(state.learner, Rollout(traj, self.runner.obs_fn(runner.obs), env_steps),
                                               k_learn)

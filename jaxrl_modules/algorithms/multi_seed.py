@@ -1,4 +1,5 @@
-"""N seeds of one all-in-jit algorithm (PPO, DQN, SAC on a `gymnax:` env) trained in one jit.
+"""N seeds of one all-in-jit algorithm (PPO, DQN, SAC, or any whose driver `make_driver` builds, on a
+`gymnax:` env) trained in one jit.
 
 `MultiSeedAlgorithm(config, num_seeds)` builds ONE algorithm with `config.build()` (module, learner,
 jitted iteration), holds the N train states of seeds `config.seed + i` stacked on a leading axis
@@ -30,7 +31,7 @@ import numpy as np
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm import Algorithm, read_json_object
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
-from jaxrl_modules.algorithms.jit_driver import NONFINITE_KEYS, JitDriver
+from jaxrl_modules.algorithms.jit_driver import NONFINITE_KEYS, IterationDriver, JitDriver
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named
 from jaxrl_modules.envs.registry import is_gymnax
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
@@ -80,8 +81,8 @@ class MultiSeedAlgorithm:
 
     def __init__(self, config: Any, num_seeds: int):
         from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
-        from jaxrl_modules.algorithms.off_policy import OffPolicyAlgorithm
-        from jaxrl_modules.algorithms.ppo.ppo import PPO
+        from jaxrl_modules.algorithms.bc.bc import BC
+        from jaxrl_modules.algorithms.driver import DrivenAlgorithm
 
         if not v.is_int(num_seeds):
             v.fail("num_seeds (--num-seeds)", "an int >= 1", num_seeds, TypeError)
@@ -93,8 +94,9 @@ class MultiSeedAlgorithm:
             raise ValueError(f"num_seeds (--num-seeds) needs a gymnax env ('gymnax:<id>'), whose seeds train together in one "
                              f"jit; got env {config.env!r}")
         cls = config.get_algorithm_class()
-        if not issubclass(cls, (PPO, OffPolicyAlgorithm)):
-            raise ValueError(f"num_seeds (--num-seeds) needs an algorithm with an all-in-jit mode (PPO, DQN or SAC); "
+        if not issubclass(cls, DrivenAlgorithm) or issubclass(cls, BC):
+            raise ValueError(f"num_seeds (--num-seeds) needs an algorithm with an all-in-jit mode (PPO, DQN, SAC or one "
+                             f"whose driver make_driver builds); "
                              f"{cls.__name__} has none")
         seed = v.seed_int("seed", config.seed)
         if seed + num_seeds - 1 > v.SEED_MAX:
@@ -110,7 +112,7 @@ class MultiSeedAlgorithm:
         self._configs = [self.config.copy().debugging(seed=s) for s in self.seeds]
         self.module = self._algo.module
         self.iteration = 0
-        self._ppo = isinstance(self._algo, PPO)
+        self._ppo = isinstance(self._algo.driver, IterationDriver)  # one iteration per train() (else scanned)
         driver = self._algo.driver
         init, step, self._names = driver.pieces.init, driver.step, driver.pieces.nonfinite_names
         self._seed_result = driver.result  # one seed's result, as the single algorithm's train() gives it

@@ -8,7 +8,7 @@ loop run DQN and SAC exactly as they run PPO: sample a rollout, `learn` from it.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -45,8 +45,9 @@ def transitions(rollout: Rollout) -> dict:
 
 
 class ReplayLearner:
-    """Wraps a DQN/SAC learner (`init`, `update(state, batch, rng)`, `state.params`) for `num_envs`
-    envs. Before learning starts (and so before any update) its metrics are reported as zeros."""
+    """Wraps an off-policy learner (`init`, `update(state, batch, rng)` on a sampled batch, `params`,
+    `with_params`: DQN's, SAC's, a user's) for `num_envs` envs. Before learning starts (and so before
+    any update) its metrics are reported as zeros."""
 
     def __init__(self, learner: Any, config: Any, num_envs: int):
         self.learner, self.module, self.config, self.num_envs = learner, learner.module, config, int(num_envs)
@@ -60,14 +61,15 @@ class ReplayLearner:
         return ReplayState(self.learner.init(params), buffer, rb.init_nstep(example, getattr(cfg, "n_step", 1), self.num_envs))
 
     def params(self, state: ReplayState) -> Any:
-        return state.learner.params
+        return self.learner.params(state.learner)
 
     def with_params(self, state: ReplayState, params: Any) -> ReplayState:
-        return state._replace(learner=state.learner._replace(params=params))
+        return state._replace(learner=self.learner.with_params(state.learner, params))
 
-    def update(self, state: Any, batch: dict, rng: jax.Array) -> tuple[Any, dict]:
-        """The wrapped learner's update on a sampled batch (its own state, not a `ReplayState`)."""
-        return self.learner.update(state, batch, rng)
+    def update(self, state: ReplayState, batch: dict, rng: Optional[jax.Array] = None) -> tuple[ReplayState, dict]:
+        """The wrapped learner's update on a sampled batch; the buffer and window stay as they are."""
+        learner, metrics = self.learner.update(state.learner, batch, rng)
+        return state._replace(learner=learner), metrics
 
     def learn(self, state: ReplayState, rollout: Rollout, rng: jax.Array) -> tuple[ReplayState, dict]:
         """Stores the rollout's n-step transitions, then (from `num_steps_sampled_before_learning_starts`

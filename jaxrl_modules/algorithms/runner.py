@@ -17,7 +17,8 @@ import jax
 @runtime_checkable
 class HostRunner(Protocol):
     """`sample(act, params, rng, steps, first_step=0) -> (traj, last_obs, finished_returns)`: `steps`
-    env steps of every env with `act(params, obs, rng, t)` (`t` the lifetime env-step count), traj
+    env steps of every env with `act(params, obs, rng, t)` (`t` a step count folded into the key:
+    `GymEnvRunner` passes the lifetime env-step count, which DQN's epsilon schedule reads), traj
     columns `[T, N, ...]`, the raw observation after the last step, and the returns of the episodes
     that ended; `num_env_steps` counts every env step sampled (checkpointed)."""
 
@@ -30,8 +31,9 @@ class HostRunner(Protocol):
 
 @runtime_checkable
 class JaxRunner(Protocol):
-    """`reset(rng, initial_state) -> state` and `rollout(act, params, state, rng, steps) -> (state, traj,
-    stats)`, both pure and jittable (`stats`: "return_sum" and "episodes" of the episodes that ended);
+    """`reset(rng, initial_state) -> state` and `rollout(act, params, state, rng, steps, t0=None) -> (state,
+    traj, stats)` (`t0`: the lifetime env-step count, passed on per step as `act(..., t=...)`), both pure
+    and jittable (`stats`: "return_sum" and "episodes" of the episodes that ended);
     `obs_fn` maps an env observation to the module's (the connector, or identity)."""
 
     num_envs: int
@@ -39,4 +41,5 @@ class JaxRunner(Protocol):
 
     def reset(self, rng: jax.Array, initial_state: Any = None) -> Any: ...
 
-    def rollout(self, act_fn: Callable, params: Any, state: Any, rng: jax.Array, steps: int) -> tuple: ...
+    def rollout(self, act_fn: Callable, params: Any, state: Any, rng: jax.Array, steps: int, t0: Any = None) -> tuple:
+        ...

@@ -61,6 +61,12 @@ class DQNLearner:
                       gamma=cfg.gamma, td_error_loss_fn=cfg.td_error_loss_fn,
                       action_start=int(getattr(self.module.action_space, "start", 0)))
 
+    def params(self, state: DQNLearnerState) -> Any:
+        return state.params
+
+    def with_params(self, state: DQNLearnerState, params: Any) -> DQNLearnerState:
+        return state._replace(params=params)
+
     def update(self, state: DQNLearnerState, batch: dict, rng: jax.Array | None = None) -> tuple[DQNLearnerState, dict]:
         """One gradient step; then the target params follow every `target_network_update_freq`
         updates by `tau` (1.0 = hard copy)."""

@@ -93,6 +93,12 @@ class SACLearner:
                    "qf_mean": fwd[QF_PREDS].mean()}
         return critic_loss + actor_loss, (metrics, jax.lax.stop_gradient(logp))
 
+    def params(self, state: SACLearnerState) -> Any:
+        return state.params
+
+    def with_params(self, state: SACLearnerState, params: Any) -> SACLearnerState:
+        return state._replace(params=params)
+
     def update(self, state: SACLearnerState, batch: dict, rng: jax.Array) -> tuple[SACLearnerState, dict]:
         (_, (metrics, logp)), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state, batch, rng)
         metrics = {**metrics, GRAD_NORM: optax.global_norm(grads)}  # actor and critic (their own lrs: actor_lr, critic_lr)
