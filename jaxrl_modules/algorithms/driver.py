@@ -63,10 +63,11 @@ def make_driver(config: Any, make_learner: Optional[Callable] = None, *, steps: 
     `rollout_fragment_length`); `stateless_only` names an algorithm that refuses recurrent modules.
     PPO, DQN, SAC and a user's own algorithm (`tests/test_reinforce_toy.py`) build their loops here."""
     from jaxrl_modules.algorithms.learner import default_learner
+    from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl
     from jaxrl_modules.envs.registry import is_gymnax
 
     make_learner = make_learner or default_learner
-    if is_gymnax(config.env):
+    if is_gymnax(config.env) or is_jaxmarl(config.env):
         from jaxrl_modules.algorithms.jit_driver import IterationDriver, ScannedDriver
         from jaxrl_modules.algorithms.jit_loop import JitLoop
 

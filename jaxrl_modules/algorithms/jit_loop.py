@@ -40,16 +40,23 @@ class JitLoop(CheckedIteration):
 
     def __init__(self, config: Any, make_learner: Callable = default_learner, *, steps: Optional[int] = None,
                  stateless_only: Optional[str] = None):
-        if not is_gymnax(config.env):
-            raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>'); got {config.env!r}")
+        from jaxrl_modules.algorithms.jaxmarl_runner import JaxMarlRunner, is_jaxmarl, make_jaxmarl
+
+        if not (is_gymnax(config.env) or is_jaxmarl(config.env)):
+            raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>') or a JaxMARL env "
+                             f"('jaxmarl:<name>'); got {config.env!r}")
         reject_env_runners(config, "the all-in-jit gymnax loop")
         if config.is_multi_agent:
             raise ValueError("All-in-jit training supports single-agent configs; use the host loop for multi_agent()")
         self.config = config
-        env, env_params = make_gymnax(config.env, config.env_config)
-        self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
-        obs_space, act_space = self.runner.observation_space, self.runner.action_space
         self.connector: Any = None  # the env-to-module connector built, if any (runner.obs_fn)
+        if is_jaxmarl(config.env):  # every agent acts through one shared policy (issue 12, in progress)
+            env = make_jaxmarl(config.env, config.env_config)
+            self.runner: Any = JaxMarlRunner(env, config.num_envs_per_env_runner)
+        else:
+            env, env_params = make_gymnax(config.env, config.env_config)
+            self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
+        obs_space, act_space = self.runner.observation_space, self.runner.action_space
         if config.env_to_module_connector is not None:
             connector = config.env_to_module_connector(env)
             connector.set_spaces(obs_space, act_space)

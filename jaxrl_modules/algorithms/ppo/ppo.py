@@ -10,6 +10,7 @@ from typing import Any
 from jaxrl_modules.algorithms.driver import DrivenAlgorithm, Driver, make_driver
 from jaxrl_modules.algorithms.env_runner import reject_env_runners
 from jaxrl_modules.algorithms.multi_agent_env_runner import is_multi_agent_env
+from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl
 from jaxrl_modules.envs.registry import is_gymnax, make_env
 
 
@@ -25,7 +26,7 @@ class PPO(DrivenAlgorithm):
 
     def _make_driver(self) -> Driver:
         cfg = self.config
-        if is_gymnax(cfg.env):
+        if is_gymnax(cfg.env) or is_jaxmarl(cfg.env):
             return make_driver(cfg)  # JitLoop rejects num_env_runners > 0 and multi-agent configs
         probe = make_env(cfg.env, cfg.env_config)
         multi_env = is_multi_agent_env(probe)
