@@ -123,3 +123,43 @@ class JaxMarlRunner:
         state, traj = jax.lax.scan(step, state, (jax.random.split(rng, steps), jnp.arange(steps, dtype=jnp.int32)))
         ended_return, ended = traj.pop("ended_return"), traj.pop("ended")
         return state, traj, {"return_sum": ended_return.sum(), "episodes": ended.sum()}
+
+    def evaluate(self, module: Any, params: Any, episodes: int, seed: int = 10_000, cache: Optional[dict] = None,
+                 max_steps: int = 100_000) -> list[float]:
+        """Team returns (summed over agents) of `episodes` complete episodes, one per vmapped env, every
+        agent acting deterministically (forward_inference); one jitted while-loop, cached per `episodes`
+        in `cache`. A ValueError when an episode has not ended within `max_steps` steps."""
+        cache = {} if cache is None else cache
+        if episodes not in cache:
+            runner = JaxMarlRunner(self.env, episodes)
+            runner.obs_fn = self.obs_fn
+            infer = module.phase_fn("inference")
+
+            def run(p: Any, rng: jax.Array) -> tuple:
+                k_reset, k_run = jax.random.split(rng)
+                state = runner.reset(k_reset)
+                zeros, done0 = jnp.zeros(episodes), jnp.zeros(episodes, bool)
+
+                def body(carry):
+                    state, returns, done, t = carry
+                    actions = infer(p, {Columns.OBS: runner.obs_fn(state.obs)})[Columns.ACTIONS]
+                    actions = actions.reshape((episodes, runner.num_agents) + actions.shape[1:])
+                    with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
+                        obs, env_state, reward, env_done, _ = jax.vmap(runner.env.step)(
+                            jax.random.split(jax.random.fold_in(k_run, t), episodes), state.env_state,
+                            {a: actions[:, j] for j, a in enumerate(runner.agents)})
+                    team = jnp.stack([reward[a] for a in runner.agents], axis=1).sum(axis=1)
+                    returns = returns + jnp.where(done, 0.0, team)
+                    state = state._replace(obs=runner._rows(obs), env_state=env_state)
+                    return state, returns, done | env_done["__all__"], t + 1
+
+                _, returns, done, _ = jax.lax.while_loop(lambda c: ~c[2].all() & (c[3] < max_steps), body,
+                                                         (state, zeros, done0, jnp.zeros((), jnp.int32)))
+                return returns, done
+
+            cache[episodes] = jax.jit(run)
+        returns, done = jax.device_get(cache[episodes](params, jax.random.key(seed)))
+        if not done.all():
+            raise ValueError(f"{int((~done).sum())} of {episodes} evaluation episodes did not end within {max_steps} "
+                             "steps; expected episodes that end")
+        return [float(r) for r in returns]

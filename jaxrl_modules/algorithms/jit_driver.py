@@ -73,9 +73,8 @@ class JitDriver:
         from jaxrl_modules.algorithms.jax_evaluate import evaluate_gymnax
 
         runner = self.runner
-        if not hasattr(runner, "env_params"):  # a JaxMARL runner (issue 12: evaluation not built yet)
-            raise ValueError(f"evaluate() is not available for {type(runner).__name__} envs yet; expected a gymnax env "
-                             "('gymnax:<id>'); read the training results' episode_return_mean instead")
+        if hasattr(runner, "evaluate"):  # a runner that evaluates its own env family (JaxMARL)
+            return runner.evaluate(self.module, self.params(), episodes, cache=self._eval_cache)
         return evaluate_gymnax(runner.env, runner.env_params, self.module, self.params(), episodes,
                                obs_fn=runner.obs_fn, to_env=runner.to_env, cache=self._eval_cache)
 
