@@ -48,6 +48,10 @@ class JaxEnvRunner:
 
         return to_gymnasium(self.env.action_space(self.env_params))
 
+    def last_obs(self, state: RunnerState) -> Any:
+        """The module's observation after a rollout (what learners bootstrap from)."""
+        return self.obs_fn(state.obs)
+
     def reset(self, rng: jax.Array, initial_state: Any = None) -> RunnerState:
         """Fresh envs; `initial_state` (a module's, without batch axis) is broadcast per env and kept in
         the returned state, so episodes that start during a rollout start from it."""

@@ -1,5 +1,5 @@
 """Sampling from JaxMARL multi-agent envs as pure functions (a `runner.JaxRunner`), for training
-fully inside `jax.jit` (work in progress for issue 12: shared policy only).
+fully inside `jax.jit` (issue 12, in progress): one shared policy, or `multi_agent()` policies.
 
 One shared policy sees every agent of every env as one batch row: `num_envs` vmapped envs of A
 agents give `[num_envs * A]` rows per step, so the trajectory is `[T, num_envs * A, ...]` and any
@@ -65,10 +65,17 @@ class JaxMarlRunner:
     """`num_envs` copies of a JaxMARL env (auto-resetting), vmapped, every agent acting through one
     shared policy. Configuration only: everything a rollout changes is in `MarlRunnerState`."""
 
-    def __init__(self, env: Any, num_envs: int):
+    def __init__(self, env: Any, num_envs: int, mapping: Optional[dict] = None, module_ids: Optional[list] = None):
+        """`mapping` (agent id -> ModuleID; None: one shared single-agent module) makes the rollout act
+        with a MultiRLModule and record one `[T, num_envs * A]` trajectory per module, each with every
+        row and a LOSS_MASK of the agents mapped to it (fixed shapes whatever the mapping, so identical
+        policies train stacked as one vmapped update)."""
         self.env, self.num_envs = env, int(num_envs)
         self.agents = list(env.agents)
         self.num_agents = len(self.agents)
+        self.mapping = dict(mapping) if mapping is not None else None
+        self.module_ids = (list(module_ids) if module_ids is not None else sorted(set(self.mapping.values()))
+                           ) if self.mapping else None  # every policy acts (and gets a batch), mapped or not
         spaces = {a: (to_gymnasium(env.observation_space(a)), to_gymnasium(env.action_space(a))) for a in self.agents}
         first = spaces[self.agents[0]]
         different = [a for a, s in spaces.items() if s != first]
@@ -80,6 +87,27 @@ class JaxMarlRunner:
             raise ValueError(f"JaxMARL envs with {type(self.action_space).__name__} action spaces are not supported yet "
                              f"(issue 12); expected Discrete actions, as in MPE, SMAX and Overcooked; got {self.action_space}")
         self.obs_fn: Callable = lambda x: x  # noqa: E731
+
+    def module_masks(self) -> dict:
+        """`{module_id: [num_envs * A] bool}`: the rows whose agent maps to the module."""
+        per_agent = {mid: jnp.asarray([self.mapping[a] == mid for a in self.agents]) for mid in self.module_ids}
+        return {mid: jnp.tile(m, self.num_envs) for mid, m in per_agent.items()}
+
+    def module_batch(self, obs: jax.Array) -> dict:
+        """The forward batch of `[num_envs * A]` rows: one module's, or every module's (all rows) for a mapping."""
+        return {Columns.OBS: obs} if self.mapping is None else {mid: {Columns.OBS: obs} for mid in self.module_ids}
+
+    def combined_actions(self, out: dict) -> jax.Array:
+        """Each row's action: the module's, or (a mapping) that of the module its agent maps to."""
+        if self.mapping is None:
+            return out[Columns.ACTIONS]
+        masks = self.module_masks()
+        return sum(jnp.where(masks[mid], out[mid][Columns.ACTIONS], 0) for mid in self.module_ids)
+
+    def last_obs(self, state: MarlRunnerState) -> Any:
+        """The module's observation after a rollout (per module for a mapping), what learners bootstrap from."""
+        obs = self.obs_fn(state.obs)
+        return obs if self.mapping is None else {mid: obs for mid in self.module_ids}
 
     def _rows(self, per_agent: dict) -> jax.Array:
         """`{agent: [num_envs, ...]}` -> `[num_envs * A, ...]` (agent-major within each env)."""
@@ -104,18 +132,26 @@ class JaxMarlRunner:
             key, i = x
             k_act, k_env = jax.random.split(key)
             obs_in = self.obs_fn(state.obs)  # the connector's view, if one is set
-            out = act_fn(params, {Columns.OBS: obs_in}, k_act, **({} if t0 is None else {"t": t0 + i * E}))
-            actions = out[Columns.ACTIONS].reshape((E, A) + out[Columns.ACTIONS].shape[1:])
+            kw = {} if t0 is None else {"t": t0 + i * E}
+            out = act_fn(params, self.module_batch(obs_in), k_act, **kw)
+            acted = self.combined_actions(out)
+            actions = acted.reshape((E, A) + acted.shape[1:])
             with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
                 obs, env_state, reward, done, _ = jax.vmap(self.env.step)(
                     jax.random.split(k_env, E), state.env_state, {a: actions[:, j] for j, a in enumerate(self.agents)})
             team = jnp.stack([reward[a] for a in self.agents], axis=1).sum(axis=1)
             ended = done["__all__"]
             ret = state.episode_return + team
-            rec = {Columns.OBS: obs_in, Columns.ACTIONS: out[Columns.ACTIONS], Columns.ACTION_LOGP: out[Columns.ACTION_LOGP],
-                   Columns.ACTION_DIST_INPUTS: out[Columns.ACTION_DIST_INPUTS], Columns.REWARDS: self._rows(reward),
-                   Columns.TERMINATEDS: self._rows(done), Columns.TRUNCATEDS: jnp.zeros(E * A, bool),
-                   "ended_return": jnp.where(ended, ret, 0.0), "ended": ended}
+            common = {Columns.OBS: obs_in, Columns.ACTIONS: acted, Columns.REWARDS: self._rows(reward),
+                      Columns.TERMINATEDS: self._rows(done), Columns.TRUNCATEDS: jnp.zeros(E * A, bool)}
+            acted_cols = (Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS)
+            if self.mapping is None:
+                rec = {**common, **{k: out[k] for k in acted_cols}}
+            else:
+                masks = self.module_masks()
+                rec = {mid: {**common, **{k: out[mid][k] for k in acted_cols}, Columns.LOSS_MASK: masks[mid]}
+                       for mid in self.module_ids}
+            rec.update({"ended_return": jnp.where(ended, ret, 0.0), "ended": ended})
             new = MarlRunnerState(self._rows(obs), env_state, jnp.where(ended, 0.0, ret),
                                   jnp.where(ended, 0.0, state.episode_length + 1))
             return new, rec
@@ -131,7 +167,7 @@ class JaxMarlRunner:
         in `cache`. A ValueError when an episode has not ended within `max_steps` steps."""
         cache = {} if cache is None else cache
         if episodes not in cache:
-            runner = JaxMarlRunner(self.env, episodes)
+            runner = JaxMarlRunner(self.env, episodes, self.mapping, self.module_ids)
             runner.obs_fn = self.obs_fn
             infer = module.phase_fn("inference")
 
@@ -142,7 +178,7 @@ class JaxMarlRunner:
 
                 def body(carry):
                     state, returns, done, t = carry
-                    actions = infer(p, {Columns.OBS: runner.obs_fn(state.obs)})[Columns.ACTIONS]
+                    actions = runner.combined_actions(infer(p, runner.module_batch(runner.obs_fn(state.obs))))
                     actions = actions.reshape((episodes, runner.num_agents) + actions.shape[1:])
                     with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
                         obs, env_state, reward, env_done, _ = jax.vmap(runner.env.step)(

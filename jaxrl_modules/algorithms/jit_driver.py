@@ -29,7 +29,16 @@ def iteration_result(m: dict, returns: EpisodeReturns) -> dict:
     n = int(m["num_episodes"])
     return {"env_runners": returns.update_sum(float(m["episode_return_mean"]) * n if n else 0.0, n),
             "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"]),
-            "learners": {DEFAULT_MODULE_ID: {k: float(x) for k, x in m.items() if k not in _SKIP}}}
+            "learners": learner_results(m, float)}
+
+
+def learner_results(m: dict, reduce: Callable) -> dict:
+    """`{module_id: {metric: float}}` of an iteration's metrics: a multi-module learner's are keyed by
+    ModuleID already (`{mid: {...}}`), a single module's go under `default_policy`."""
+    learner = {k: x for k, x in m.items() if k not in _SKIP}
+    if learner and all(isinstance(x, dict) for x in learner.values()):
+        return {mid: {k: reduce(x) for k, x in metrics.items()} for mid, metrics in learner.items()}
+    return {DEFAULT_MODULE_ID: {k: reduce(x) for k, x in learner.items()}}
 
 
 def scanned_result(m: dict, returns: EpisodeReturns) -> dict:
@@ -39,7 +48,7 @@ def scanned_result(m: dict, returns: EpisodeReturns) -> dict:
     total = float(np.sum(m["episode_return_mean"][ended] * m["num_episodes"][ended]))
     return {"env_runners": returns.update_sum(total, int(m["num_episodes"].sum())),
             "num_env_steps_sampled_lifetime": int(m["num_env_steps_sampled_lifetime"][-1]),
-            "learners": {DEFAULT_MODULE_ID: {k: float(np.nanmean(x)) for k, x in m.items() if k not in _SKIP}}}
+            "learners": learner_results(m, lambda x: float(np.nanmean(x)))}
 
 
 class JitDriver:

@@ -16,6 +16,7 @@ from jaxrl_modules.algorithms.env_runner import reject_env_runners, reject_state
 from jaxrl_modules.algorithms.jax_evaluate import takes_timestep
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.learner import Rollout, default_learner
+from jaxrl_modules.algorithms.multi_agent_spec import multi_spec, resolve_mapping
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration
 from jaxrl_modules.algorithms.train_fn import TrainFn
 from jaxrl_modules.apis import check_required_apis
@@ -46,13 +47,17 @@ class JitLoop(CheckedIteration):
             raise ValueError(f"All-in-jit training needs a gymnax env ('gymnax:<id>') or a JaxMARL env "
                              f"('jaxmarl:<name>'); got {config.env!r}")
         reject_env_runners(config, "the all-in-jit gymnax loop")
-        if config.is_multi_agent:
-            raise ValueError("All-in-jit training supports single-agent configs; use the host loop for multi_agent()")
+        if config.is_multi_agent and not is_jaxmarl(config.env):
+            raise ValueError("All-in-jit training of multi_agent() configs needs a JaxMARL env ('jaxmarl:<name>'); "
+                             f"got {config.env!r}: use the host loop for other multi-agent envs")
         self.config = config
         self.connector: Any = None  # the env-to-module connector built, if any (runner.obs_fn)
-        if is_jaxmarl(config.env):  # every agent acts through one shared policy (issue 12, in progress)
+        mapping = None
+        if is_jaxmarl(config.env):  # one shared policy, or multi_agent() policies mapped once from the agent ids
             env = make_jaxmarl(config.env, config.env_config)
-            self.runner: Any = JaxMarlRunner(env, config.num_envs_per_env_runner)
+            mapping = resolve_mapping(config, list(env.agents)) if config.is_multi_agent else None
+            self.runner: Any = JaxMarlRunner(env, config.num_envs_per_env_runner, mapping,
+                                             config.policy_ids() if mapping else None)
         else:
             env, env_params = make_gymnax(config.env, config.env_config)
             self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
@@ -62,14 +67,18 @@ class JitLoop(CheckedIteration):
             connector.set_spaces(obs_space, act_space)
             obs_space = connector.observation_space
             self.runner.obs_fn = self.connector = connector
-        self.spec = config.module_spec_for(obs_space, act_space)
+        self.spec = multi_spec(config, obs_space, act_space) if mapping else config.module_spec_for(obs_space, act_space)
         self.module = self.spec.build()
-        if stateless_only:
-            reject_stateful(self.module, stateless_only)
-        check_required_apis(self.module, config.get_default_learner_class().rl_module_required_apis(), DEFAULT_MODULE_ID)
+        modules = {mid: self.module[mid] for mid in self.runner.module_ids} if mapping else {DEFAULT_MODULE_ID: self.module}
+        required = config.get_default_learner_class().rl_module_required_apis()
+        for mid, module in modules.items():
+            if stateless_only or mapping:
+                reject_stateful(module, stateless_only or "multi-agent training in one jit")
+            check_required_apis(module, required, mid)
         self.learner = make_learner(self.module, config, self.runner.num_envs)
         self.steps = int(steps if steps is not None else config.rollout_length())
         self.act_fn = self.module.phase_fn("exploration")
+        self.runner_is_multi = mapping is not None
         self._with_t = takes_timestep(self.module)
 
     def init(self, rng: jax.Array) -> TrainState:
@@ -90,9 +99,9 @@ class JitLoop(CheckedIteration):
         runner, traj, stats = self.runner.rollout(self.act_fn, params, state.runner, k_roll, self.steps,
                                                   t0=state.env_steps if self._with_t else None)
         env_steps = state.env_steps + self.steps * self.runner.num_envs
-        learner, metrics = self.learner.learn(state.learner, Rollout(traj, self.runner.obs_fn(runner.obs), env_steps),
-                                              k_learn)
-        checked = {"env observation": traj[Columns.OBS], "env reward": traj[Columns.REWARDS], "metrics": metrics,
+        learner, metrics = self.learner.learn(state.learner, Rollout(traj, self.runner.last_obs(runner), env_steps), k_learn)
+        rows = next(iter(traj.values())) if self.runner_is_multi else traj  # a mapping's columns are per module
+        checked = {"env observation": rows[Columns.OBS], "env reward": rows[Columns.REWARDS], "metrics": metrics,
                    "params": self.learner.params(learner)}
         episodes = stats["episodes"]
         metrics = dict(metrics)

@@ -16,7 +16,9 @@ class JaxPPO(JitLoop):
 
     def __init__(self, config: Any):
         """`config` is a validated PPOConfig."""
-        super().__init__(config)
+        from jaxrl_modules.algorithms.ppo.stacked_learner import make_ppo_learner
+
+        super().__init__(config, make_ppo_learner)
 
 
 def make_train_fn(config: Any, num_iterations: int) -> TrainFn:

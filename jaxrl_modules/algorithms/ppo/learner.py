@@ -89,8 +89,6 @@ class PPOLearner:
         self.is_multi = isinstance(module, MultiRLModule)
         self.module_ids = list(module_ids) if module_ids is not None else (
             [m for m in module.keys() if module[m].action_space is not None] if self.is_multi else ["default_policy"])
-        if self.is_multi:
-            check_multi_agent_settings(config)
         known = list(module.keys()) if self.is_multi else ["default_policy"]
         trained = known if train_all else check_policies_to_train(getattr(config, "policies_to_train", None), known)
         # Modules whose params the update leaves exactly as they are (never the single-agent module: the

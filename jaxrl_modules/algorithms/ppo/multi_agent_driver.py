@@ -14,41 +14,11 @@ from jaxrl_modules.algorithms.env_runner import EpisodeReturns
 from jaxrl_modules.algorithms.multi_agent_env_runner import (MultiAgentEnvRunner, agent_spaces, evaluate_multi_agent,
                                                              is_multi_agent_env)
 from jaxrl_modules.algorithms.host_driver import HostDriver, floats
+from jaxrl_modules.algorithms.ppo.learner import check_multi_agent_settings
+from jaxrl_modules.algorithms.ppo.stacked_learner import make_ppo_learner
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.envs.registry import make_env
-from jaxrl_modules.multi_rl_module import MultiRLModule, MultiRLModuleSpec
-
-
-def multi_spec(config: Any, obs_space: Any, act_space: Any) -> MultiRLModuleSpec:
-    """Sub-specs with spaces filled in: observation spaces everywhere, action spaces for
-    the policies (`multi_agent(policies=...)`, else the specs that name one, else all)."""
-    cfg = config
-    user = cfg.rl_module_spec
-    if isinstance(user, MultiRLModuleSpec) and not isinstance(user.rl_module_specs, dict):
-        # One spec shared by every ModuleID: one module per listed policy, else one default_policy.
-        specs, cls = {mid: user.rl_module_specs for mid in cfg.policy_ids()}, user.multi_rl_module_class
-    elif isinstance(user, MultiRLModuleSpec):
-        specs, cls = user.module_specs(), user.multi_rl_module_class
-    else:
-        specs, cls = {mid: user for mid in cfg.policy_ids()}, MultiRLModule
-    if cfg.policies is not None:
-        missing = [m for m in cfg.policy_ids() if m not in specs]
-        if missing:
-            raise ValueError(f"policies {missing} have no spec in the MultiRLModuleSpec (it has {sorted(specs)})")
-        policies = cfg.policy_ids()
-    else:
-        policies = [m for m, s in specs.items() if s is not None and s.action_space is not None] or list(specs)
-    filled = {}
-    for mid, spec in specs.items():
-        base = cfg.module_spec_for(obs_space, act_space if mid in policies else None)
-        if spec is not None:
-            base.module_class = spec.module_class or base.module_class
-            base.observation_space = spec.observation_space or obs_space
-            base.action_space = spec.action_space or (act_space if mid in policies else None)
-            base.model_config = cfg.merged_model_config(spec.model_config)
-            base.inference_only = spec.inference_only
-        filled[mid] = base
-    return MultiRLModuleSpec(multi_rl_module_class=cls, rl_module_specs=filled)
+from jaxrl_modules.algorithms.multi_agent_spec import multi_spec
 
 
 class MultiAgentHostDriver(HostDriver):
@@ -75,24 +45,12 @@ class MultiAgentHostDriver(HostDriver):
         required = cfg.get_default_learner_class().rl_module_required_apis()
         for mid in self.policy_ids:
             check_required_apis(self.module[mid], required, mid)
-        if self._stackable():
-            from jaxrl_modules.algorithms.ppo.stacked_learner import StackedPPOLearner
-
-            self.learner = StackedPPOLearner(self.module, cfg, self.policy_ids)
-        else:
-            self.learner = cfg.get_default_learner_class()(self.module, cfg, module_ids=self.policy_ids)
+        check_multi_agent_settings(cfg)  # what this host loop does not read is refused
+        self.learner = make_ppo_learner(self.module, cfg)
         self.runner = MultiAgentEnvRunner(cfg, self.policy_ids)
         self.module_returns = {mid: EpisodeReturns() for mid in self.policy_ids}
         fwd = self.module.phase_fn("exploration")
         self.act = jax.jit(lambda params, batch, rng, t: fwd(params, batch, jax.random.fold_in(rng, t)))
-
-    def _stackable(self) -> bool:
-        """Identical independent policies (a plain MultiRLModule) train through the stacked path."""
-        if type(self.module) is not MultiRLModule or len(self.policy_ids) < 2 or set(self.policy_ids) != set(self.module.keys()):
-            return False
-        specs = self.module._specs()
-        group = self.module._groups(self.policy_ids, None)
-        return len(group) == 1 and all(specs[m].module_class is specs[self.policy_ids[0]].module_class for m in self.policy_ids)
 
     def _connect(self, obs: Any) -> Any:
         return obs  # each agent's observation goes to its module as it is

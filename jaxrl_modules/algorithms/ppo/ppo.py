@@ -11,6 +11,7 @@ from jaxrl_modules.algorithms.driver import DrivenAlgorithm, Driver, make_driver
 from jaxrl_modules.algorithms.env_runner import reject_env_runners
 from jaxrl_modules.algorithms.multi_agent_env_runner import is_multi_agent_env
 from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl
+from jaxrl_modules.algorithms.ppo.stacked_learner import make_ppo_learner
 from jaxrl_modules.envs.registry import is_gymnax, make_env
 
 
@@ -26,8 +27,8 @@ class PPO(DrivenAlgorithm):
 
     def _make_driver(self) -> Driver:
         cfg = self.config
-        if is_gymnax(cfg.env) or is_jaxmarl(cfg.env):
-            return make_driver(cfg)  # JitLoop rejects num_env_runners > 0 and multi-agent configs
+        if is_gymnax(cfg.env) or is_jaxmarl(cfg.env):  # JitLoop rejects num_env_runners > 0
+            return make_driver(cfg, make_ppo_learner)  # multi_agent() on JaxMARL: stacked policies where identical
         probe = make_env(cfg.env, cfg.env_config)
         multi_env = is_multi_agent_env(probe)
         if hasattr(probe, "close"):

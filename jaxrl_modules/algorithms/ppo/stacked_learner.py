@@ -18,8 +18,7 @@ import numpy as np
 
 from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
 from jaxrl_modules.algorithms.learner import Rollout
-from jaxrl_modules.algorithms.ppo.learner import (LearnerState, PPOLearner, check_multi_agent_settings,
-                                              require_a_trained_policy, values_of)
+from jaxrl_modules.algorithms.ppo.learner import LearnerState, PPOLearner, require_a_trained_policy, values_of
 from jaxrl_modules.algorithms.ppo.postprocess import rollout_batch
 from jaxrl_modules.stacked import stack_trees, unstack_tree
 
@@ -31,7 +30,6 @@ class StackedPPOLearner:
         self.module, self.config = multi, config
         self.module_ids = list(module_ids)
         self.is_multi = True
-        check_multi_agent_settings(config)
         self.single = PPOLearner(multi[self.module_ids[0]], config, train_all=True)
         trained = check_policies_to_train(getattr(config, "policies_to_train", None), list(multi.keys()))
         self.trained_ids = [m for m in self.module_ids if m in trained]
@@ -71,3 +69,21 @@ class StackedPPOLearner:
         sub, metrics = jax.vmap(self.single.update)(sub, stacked, keys[idx])
         state = jax.tree_util.tree_map(lambda x, y: x.at[idx].set(y), state, sub)
         return state, dict(zip(self.trained_ids, unstack_tree(metrics, len(self.trained_ids))))
+
+
+def make_ppo_learner(module: Any, config: Any, num_envs: int = 1) -> Any:
+    """PPO's learner for `module`: for a MultiRLModule, its policies (the modules with an action space)
+    train as one vmapped `StackedPPOLearner` update when they are identical independent policies (a
+    plain MultiRLModule of one module class and spec), else through one `PPOLearner` over the dict."""
+    from jaxrl_modules.multi_rl_module import MultiRLModule
+
+    if not isinstance(module, MultiRLModule):
+        return PPOLearner(module, config)
+    policy_ids = [m for m in module.keys() if module[m].action_space is not None]
+    specs = module._specs()
+    stackable = (type(module) is MultiRLModule and len(policy_ids) >= 2 and set(policy_ids) == set(module.keys())
+                 and len(module._groups(policy_ids, None)) == 1
+                 and all(specs[m].module_class is specs[policy_ids[0]].module_class for m in policy_ids))
+    if stackable:
+        return StackedPPOLearner(module, config, policy_ids)
+    return PPOLearner(module, config, module_ids=policy_ids)
