@@ -572,15 +572,16 @@ def test_default_model_config_refuses_lstm_use_prev_fields():
                       field, "not fed", "True")
 
 
-def test_multi_agent_ppo_refuses_num_envs_per_env_runner_in_its_learner():
-    """Built directly, the multi-module learners refuse num_envs_per_env_runner != 1 (the multi-agent
-    env runner steps one env)."""
+def test_the_multi_agent_host_loop_refuses_num_envs_per_env_runner_and_the_learners_do_not():
+    """The multi-agent host loop steps one env, so it refuses num_envs_per_env_runner != 1 when built; the
+    multi-module learners themselves are loop-independent (JaxMARL envs in one jit step many envs)."""
     spec = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=TINY)
     multi = MultiRLModuleSpec(rl_module_specs={"a": spec, "b": spec}).build()
     config = PPOConfig().training(**SMALL_PPO).env_runners(num_envs_per_env_runner=2)
-    raises_naming(VE, lambda: PPOLearner(multi, config), "num_envs_per_env_runner", "1 for multi-agent PPO", "2")
-    raises_naming(VE, lambda: StackedPPOLearner(multi, config, ["a", "b"]), "num_envs_per_env_runner", "2")
-    PPOLearner(multi, config.env_runners(num_envs_per_env_runner=1))
+    PPOLearner(multi, config), StackedPPOLearner(multi, config, ["a", "b"])
+    host = (PPOConfig().environment(MultiAgentCartPole, env_config={"num_agents": 2}).rl_module(model_config=TINY)
+            .training(**SMALL_PPO).env_runners(num_envs_per_env_runner=2))
+    raises_naming(VE, host.build, "num_envs_per_env_runner", "1 for multi-agent PPO", "2")
 
 
 def test_api_stack_accepts_only_the_new_stack():
