@@ -572,7 +572,7 @@ def test_default_model_config_refuses_lstm_use_prev_fields():
                       field, "not fed", "True")
 
 
-def test_the_multi_agent_host_loop_refuses_num_envs_per_env_runner_and_the_learners_do_not():
+def test_multi_agent_host_loop_refuses_num_envs_per_env_runner():
     """The multi-agent host loop steps one env, so it refuses num_envs_per_env_runner != 1 when built; the
     multi-module learners themselves are loop-independent (JaxMARL envs in one jit step many envs)."""
     spec = RLModuleSpec(DefaultPPORLModule, CARTPOLE_OBS, CARTPOLE_ACT, model_config=TINY)
@@ -700,7 +700,7 @@ SETTINGS = {
                            "tests/test_actions_in_space.py::test_sac_host_loop_box_actions"),
                      "DQN": REFUSE},
     "num_envs_per_env_runner": {"PPO": (PPO_SAMPLING, REFUSE,  # != 1 refused for multi-agent PPO
-                                        T + "test_multi_agent_ppo_refuses_num_envs_per_env_runner_in_its_learner",
+                                        T + "test_multi_agent_host_loop_refuses_num_envs_per_env_runner",
                                         "tests/test_cli_envs.py::test_multi_agent_env_keeps_one_env_on_the_command_line"),
                                 "DQN": OFF_POLICY, "SAC": OFF_POLICY, "BC": REFUSE},
     "rollout_fragment_length": {"PPO": (PPO_SAMPLING, REFUSE), "DQN": (OFF_POLICY, REFUSE), "SAC": (OFF_POLICY, REFUSE),
