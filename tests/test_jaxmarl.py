@@ -1,5 +1,6 @@
-"""JaxMARL envs in one jit (issue 12, first step): `jaxmarl:<name>` envs with every agent acting
-through one shared policy (JaxMARL's IPPO default), trained by the generic all-in-jit loop."""
+"""JaxMARL envs in one jit (issue 12): `jaxmarl:<name>` envs, every agent acting through one shared
+`default_policy` (JaxMARL's IPPO default) or through `multi_agent()` policies (stacked when identical),
+trained by the generic all-in-jit loop; bad env names and env_configs are named."""
 
 import jax
 import numpy as np
@@ -23,47 +24,98 @@ def config(envs=4, steps=32):
 def test_an_unknown_name_lists_close_registered_names():
     with pytest.raises(ValueError, match=r"Unknown JaxMARL environment 'MPE_simple_sprd_v3'.*MPE_simple_spread_v3"):
         make_jaxmarl("jaxmarl:MPE_simple_sprd_v3")
+    with pytest.raises(ValueError, match=r"Unknown JaxMARL environment ''"):
+        make_jaxmarl("jaxmarl:")
 
 
-def test_every_agent_of_every_env_is_a_row_of_one_batch():
-    runner = JaxMarlRunner(make_jaxmarl(SPREAD), num_envs=2)
+def test_an_env_config_typo_is_named_not_ignored():
+    from jaxrl_modules.envs.registry import EnvConfigError
+
+    assert make_jaxmarl(SPREAD, {"num_agents": 4}).num_agents == 4
+    with pytest.raises(EnvConfigError, match=r"no keyword argument\(s\) \['num_agent'\].*did you mean 'num_agents'"):
+        make_jaxmarl(SPREAD, {"num_agent": 4})  # jaxmarl.make alone would ignore it
+    with pytest.raises(TypeError, match=r"env_config of 'jaxmarl:MPE_simple_spread_v3' must be a dict.*list"):
+        make_jaxmarl(SPREAD, ["num_agents"])
+    assert make_jaxmarl("jaxmarl:HeuristicEnemySMAX", {"scenario": "3m", "attack_mode": "random"}).num_agents == 3
+    with pytest.raises(ValueError, match=r"env_config\['scenario'\].*SMAC map name.*got '3mm'"):
+        make_jaxmarl("jaxmarl:HeuristicEnemySMAX", {"scenario": "3mm"})
+    with pytest.raises(EnvConfigError, match=r"does not fit environment 'jaxmarl:HeuristicEnemySMAX'.*'max_step'"):
+        make_jaxmarl("jaxmarl:HeuristicEnemySMAX", {"max_step": 10})
+
+
+def random_act(n_actions, module_ids=("default_policy",)):
+    def act(params, batch, rng):
+        n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        out = {Columns.ACTIONS: jax.random.randint(rng, (n,), 0, n_actions), Columns.ACTION_LOGP: jax.numpy.zeros(n),
+               Columns.ACTION_DIST_INPUTS: jax.numpy.zeros((n, n_actions))}
+        return {mid: out for mid in module_ids}
+    return act
+
+
+def test_every_agent_of_every_env_is_a_row_of_one_batch_and_module_returns_sum_its_agents():
+    env = make_jaxmarl(SPREAD)
+    runner = JaxMarlRunner(env, 2, {"agent_0": "a", "agent_1": "b", "agent_2": "b"}, ["a", "b"])
     assert runner.num_agents == 3 and runner.observation_space.shape == (18,) and runner.action_space.n == 5
     state = runner.reset(jax.random.key(0))
-
-    def act(params, batch, rng):
-        n = batch[Columns.OBS].shape[0]
-        return {Columns.ACTIONS: jax.random.randint(rng, (n,), 0, 5), Columns.ACTION_LOGP: jax.numpy.zeros(n),
-                Columns.ACTION_DIST_INPUTS: jax.numpy.zeros((n, 5))}
-
-    state, traj, stats = jax.jit(lambda s: runner.rollout(act, None, s, jax.random.key(1), 30))(state)
-    assert traj[Columns.OBS].shape == (30, 6, 18) and traj[Columns.REWARDS].shape == (30, 6)
+    state, traj, stats = jax.jit(lambda s: runner.rollout(random_act(5, ("a", "b")), None, s, jax.random.key(1), 30))(state)
+    assert traj["a"][Columns.OBS].shape == (30, 6, 18) and traj["b"][Columns.REWARDS].shape == (30, 6)
+    assert np.asarray(traj["a"][Columns.LOSS_MASK]).reshape(30, 2, 3)[:, :, 0].all()
+    assert not np.asarray(traj["a"][Columns.LOSS_MASK]).reshape(30, 2, 3)[:, :, 1:].any()
     assert int(stats["episodes"]) == 2  # MPE episodes last 25 steps: one ended per env
-    rewards = np.asarray(traj[Columns.REWARDS]).reshape(30, 2, 3)
-    ends = np.asarray(traj[Columns.TERMINATEDS]).reshape(30, 2, 3)[:, 0, 0]
+    rewards = np.asarray(traj["a"][Columns.REWARDS]).reshape(30, 2, 3)
+    ends = np.asarray(traj["a"][Columns.TERMINATEDS]).reshape(30, 2, 3)[:, 0, 0]
     t = int(np.flatnonzero(ends)[0])
-    team = rewards[: t + 1, 0].sum()  # env 0's episode return: the sum over its agents and steps
-    assert np.isclose(float(stats["return_sum"]), team + rewards[: t + 1, 1].sum(), rtol=1e-5)
+    episode = rewards[: t + 1].sum(axis=0)  # [env, agent]: each agent's return in each env's first episode
+    assert np.isclose(float(stats["return_sum"]), episode.sum(), rtol=1e-5)  # the team: all agents
+    assert np.isclose(float(stats["module_return_sum"]["a"]), episode[:, 0].sum(), rtol=1e-5)
+    assert np.isclose(float(stats["module_return_sum"]["b"]), episode[:, 1:].sum(), rtol=1e-5)
+
+
+def test_smax_units_that_die_leave_the_loss_and_training_stays_finite():
+    smax = "jaxmarl:HeuristicEnemySMAX"
+    runner = JaxMarlRunner(make_jaxmarl(smax, {"scenario": "3m"}), 4, {f"ally_{i}": "default_policy" for i in range(3)})
+    state = runner.reset(jax.random.key(0))
+    _, traj, _ = jax.jit(lambda s: runner.rollout(random_act(runner.action_space.n), None, s, jax.random.key(1), 120))(state)
+    mask = np.asarray(traj["default_policy"][Columns.LOSS_MASK])
+    done = np.asarray(traj["default_policy"][Columns.TERMINATEDS])
+    episode_over = np.repeat(done.reshape(120, 4, 3).all(axis=2), 3, axis=1)
+    died_early = done & ~episode_over  # a unit died while its team fought on
+    assert died_early.any(), "random play should lose units before the episode ends"
+    t, row = np.argwhere(died_early)[0]
+    assert mask[t, row] and not mask[t + 1, row]  # it learns from the step it died in, not after
+    cfg = (PPOConfig().environment(smax, env_config={"scenario": "3m"})
+           .env_runners(num_envs_per_env_runner=4, rollout_fragment_length=32)
+           .training(train_batch_size_per_learner=128, minibatch_size=64, num_epochs=2))
+    params, metrics = jax.jit(cfg.build_train_fn(3))(jax.random.key(0))
+    assert int(metrics["first_nonfinite_iteration"][-1]) == -1
+    losses = np.asarray(metrics["default_policy"]["total_loss"])
+    assert losses.shape == (3,) and np.isfinite(losses).all() and set(params) == {"default_policy"}
 
 
 @pytest.mark.slow
 def test_ippo_with_a_shared_policy_improves_the_team_return_in_one_jit():
     params, metrics = jax.jit(config(envs=8, steps=128).build_train_fn(60))(jax.random.key(0))
     returns = np.asarray(metrics["episode_return_mean"])
-    assert int(metrics["first_nonfinite_iteration"][-1]) == -1 and set(params) == {"pi", "vf"} | set(params)
+    assert int(metrics["first_nonfinite_iteration"][-1]) == -1 and set(params) == {"default_policy"}
+    assert np.array_equal(returns, np.asarray(metrics["module_episode_return_mean/default_policy"]), equal_nan=True)
     assert returns[-5:].mean() > returns[:5].mean() + 8, returns  # about -83 -> -68 in 61k env steps
 
 
-def test_train_runs_the_jitted_iteration_and_seeds_differ():
+def test_train_runs_the_jitted_iteration_and_four_vmapped_seeds_differ():
     algo = config().build()
     result = algo.train()
     assert result["num_env_steps_sampled_lifetime"] == 4 * 32 and np.isfinite(result["env_runners"]["episode_return_mean"])
+    per_module = result["env_runners"]["module_episode_returns_mean"]
+    assert list(per_module) == ["default_policy"] and per_module["default_policy"] == result["env_runners"]["episode_return_mean"]
     evaluation = algo.evaluate(3)["env_runners"]
     assert len(evaluation["episode_returns"]) == 3 and all(np.isfinite(evaluation["episode_returns"]))
     assert algo.evaluate(3)["env_runners"]["episode_returns"] == evaluation["episode_returns"]  # seeded: the same
-    train = config().build_train_fn(1)
-    params, _ = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 2))
-    leaf = jax.tree_util.tree_leaves(params)[0]
-    assert not np.array_equal(leaf[0], leaf[1])
+    train = config().build_train_fn(2)
+    params, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(0), 4))
+    leaf = np.asarray(jax.tree_util.tree_leaves(params["default_policy"])[0])
+    assert leaf.shape[0] == 4 and len({x.tobytes() for x in leaf}) == 4  # 4 seeds, 4 different results
+    returns = np.asarray(metrics["episode_return_mean"])
+    assert returns.shape == (4, 2) and len(set(returns[:, -1].tolist())) == 4
 
 
 def test_save_restore_resumes_exactly_as_an_uninterrupted_run(tmp_path):

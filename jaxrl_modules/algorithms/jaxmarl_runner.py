@@ -1,10 +1,15 @@
-"""Sampling from JaxMARL multi-agent envs as pure functions (a `runner.JaxRunner`), for training
-fully inside `jax.jit` (issue 12, in progress): one shared policy, or `multi_agent()` policies.
+"""Sampling from JaxMARL multi-agent envs as pure functions (a `runner.JaxRunner`), for training fully
+inside `jax.jit` (issue 12).
 
-One shared policy sees every agent of every env as one batch row: `num_envs` vmapped envs of A
-agents give `[num_envs * A]` rows per step, so the trajectory is `[T, num_envs * A, ...]` and any
-single-module learner (PPO's) trains on it as it trains on `num_envs * A` single-agent envs. An
-episode's return is the sum over its agents (RLlib's multi-agent definition).
+Every agent of every env is one batch row: `num_envs` vmapped envs of A agents give `[num_envs * A]`
+rows per step (agent-major within each env). Agents act through the MultiRLModule's policies by a
+mapping resolved once from the env's agent ids; without `multi_agent()` every agent maps to one shared
+`default_policy` (JaxMARL's IPPO default). Every policy acts on all rows and each row takes the action
+of its agent's policy; each policy's trajectory `[T, num_envs * A, ...]` carries a LOSS_MASK of the rows
+of its agents that were alive when they acted, so shapes are fixed whatever the mapping (identical
+policies train stacked as one vmapped update) and agents that are done before the others (SMAX units
+dying) leave the loss. An episode's return is the sum over its agents (RLlib's multi-agent definition);
+a module's, the sum over the agents mapped to it.
 """
 
 from __future__ import annotations
@@ -19,25 +24,73 @@ import numpy as np
 from jaxrl_modules.columns import Columns
 
 JAXMARL_PREFIX = "jaxmarl:"
+OWN_OBS, GLOBAL_STATE = "obs", "global_state"  # the Dict observation of a module that reads the global state
+SMAX_ENVS = ("SMAX", "HeuristicEnemySMAX", "LearnedPolicyEnemySMAX")
 
 
 def is_jaxmarl(env: Any) -> bool:
     return isinstance(env, str) and env.startswith(JAXMARL_PREFIX)
 
 
+def _accepted_kwargs(cls: type) -> set:
+    """The keyword arguments a JaxMARL env class's constructor chain names: its `__init__`s along the MRO,
+    and SMAX's for the SMAX wrappers (which pass `**kwargs` on to the SMAX they hold)."""
+    import inspect
+
+    names: set = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    if cls.__name__ in SMAX_ENVS[1:]:
+        from jaxmarl.environments.smax import SMAX
+
+        names |= _accepted_kwargs(SMAX)
+    return names
+
+
 def make_jaxmarl(env: str, env_config: Optional[dict] = None) -> Any:
     """The JaxMARL env of `"jaxmarl:<name>"` (`jaxmarl.make(name, **env_config)`); jaxmarl is imported
-    only here. An unknown name is a ValueError listing the close registered names."""
+    only here. An unknown name is a ValueError listing close registered names; an env_config key the env's
+    constructors do not name is an `EnvConfigError` (JaxMARL's constructors swallow unknown keywords, so a
+    typo would otherwise be ignored). A SMAX `scenario` may be a SMAC map name (`"3m"`, `"2s3z"`)."""
     import difflib
 
     import jaxmarl
+
+    from jaxrl_modules.envs.registry import EnvConfigError, _env_config_error
 
     name = env[len(JAXMARL_PREFIX):]
     if name not in jaxmarl.registered_envs:
         close = difflib.get_close_matches(name, jaxmarl.registered_envs, n=3)
         raise ValueError(f"Unknown JaxMARL environment {name!r}; expected one of jaxmarl.registered_envs"
                          f"{' such as ' + str(close) if close else ''}")
-    return jaxmarl.make(name, **(env_config or {}))
+    if env_config is not None and not isinstance(env_config, dict):
+        raise TypeError(f"env_config of {env!r} must be a dict of jaxmarl.make keyword arguments; got "
+                        f"{type(env_config).__name__} {env_config!r}")
+    kwargs = dict(env_config or {})
+    if name in SMAX_ENVS and isinstance(kwargs.get("scenario"), str):
+        from jaxmarl.environments.smax.smax_env import MAP_NAME_TO_SCENARIO
+
+        if kwargs["scenario"] not in MAP_NAME_TO_SCENARIO:
+            raise ValueError(f"env_config['scenario'] of {env!r} must be a SMAC map name, one of "
+                             f"{sorted(MAP_NAME_TO_SCENARIO)}; got {kwargs['scenario']!r}")
+        kwargs["scenario"] = MAP_NAME_TO_SCENARIO[kwargs["scenario"]]
+    try:
+        made = jaxmarl.make(name, **kwargs)
+    except TypeError as err:  # a constructor without **kwargs: "unexpected keyword argument"
+        _env_config_error(env, env_config, err)
+    accepted = _accepted_kwargs(type(made))
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        close = {k: difflib.get_close_matches(k, sorted(accepted), n=1) for k in unknown}
+        hint = "; ".join(f"{k!r}: did you mean {c[0]!r}?" for k, c in close.items() if c)
+        raise EnvConfigError(f"env_config {env_config!r} does not fit environment {env!r}: its constructor takes no keyword "
+                             f"argument(s) {unknown}; expected some of {sorted(accepted)}{' (' + hint + ')' if hint else ''}",
+                             unknown[0], env)
+    return made
 
 
 def to_gymnasium(space: Any) -> gym.Space:
@@ -55,37 +108,45 @@ def to_gymnasium(space: Any) -> gym.Space:
 
 
 class MarlRunnerState(NamedTuple):
-    obs: Any  # [num_envs * A, ...]: agent-major within each env
+    obs: Any  # [num_envs * A, ...] rows (a Dict {obs, global_state} for a module that reads the global state)
     env_state: Any
-    episode_return: jax.Array  # [num_envs]: the sum over agents
-    episode_length: jax.Array
+    agent_return: jax.Array  # [num_envs * A]: each agent's return so far in its episode
+    alive: jax.Array  # [num_envs * A] bool: the agent is not done (JaxMARL's per-agent dones)
 
 
 class JaxMarlRunner:
-    """`num_envs` copies of a JaxMARL env (auto-resetting), vmapped, every agent acting through one
-    shared policy. Configuration only: everything a rollout changes is in `MarlRunnerState`."""
+    """`num_envs` copies of a JaxMARL env (auto-resetting), vmapped, every agent acting through the policy
+    `mapping[agent]` names. Configuration only: everything a rollout changes is in `MarlRunnerState`.
 
-    def __init__(self, env: Any, num_envs: int, mapping: Optional[dict] = None, module_ids: Optional[list] = None):
-        """`mapping` (agent id -> ModuleID; None: one shared single-agent module) makes the rollout act
-        with a MultiRLModule and record one `[T, num_envs * A]` trajectory per module, each with every
-        row and a LOSS_MASK of the agents mapped to it (fixed shapes whatever the mapping, so identical
-        policies train stacked as one vmapped update)."""
+    `global_state=True` gives every row the Dict observation `{"obs": own, "global_state": env's}`, the
+    global state being the env's `world_state` observation where it has one (SMAX), else the concatenation
+    of all agents' observations (MPE): what a centralised critic (MAPPO) reads."""
+
+    def __init__(self, env: Any, num_envs: int, mapping: dict, module_ids: Optional[list] = None,
+                 global_state: bool = False):
         self.env, self.num_envs = env, int(num_envs)
         self.agents = list(env.agents)
         self.num_agents = len(self.agents)
-        self.mapping = dict(mapping) if mapping is not None else None
-        self.module_ids = (list(module_ids) if module_ids is not None else sorted(set(self.mapping.values()))
-                           ) if self.mapping else None  # every policy acts (and gets a batch), mapped or not
+        self.mapping = dict(mapping)
+        self.module_ids = list(module_ids) if module_ids is not None else sorted(set(self.mapping.values()))
+        self.global_state = bool(global_state)
         spaces = {a: (to_gymnasium(env.observation_space(a)), to_gymnasium(env.action_space(a))) for a in self.agents}
         first = spaces[self.agents[0]]
         different = [a for a, s in spaces.items() if s != first]
         if different:
-            raise ValueError(f"a shared policy needs every agent's observation and action spaces to be equal; agents "
-                             f"{different} differ from {self.agents[0]!r} ({first})")
+            raise ValueError(f"every agent's observation and action spaces must be equal (their rows form one batch); "
+                             f"agents {different} differ from {self.agents[0]!r} ({first})")
         self.observation_space, self.action_space = first
         if not isinstance(self.action_space, gym.spaces.Discrete):
-            raise ValueError(f"JaxMARL envs with {type(self.action_space).__name__} action spaces are not supported yet "
-                             f"(issue 12); expected Discrete actions, as in MPE, SMAX and Overcooked; got {self.action_space}")
+            raise ValueError(f"JaxMARL envs with {type(self.action_space).__name__} action spaces are not supported yet; "
+                             f"expected Discrete actions, as in MPE, SMAX and Overcooked; got {self.action_space}")
+        if self.global_state:
+            shapes = jax.eval_shape(env.reset, jax.random.key(0))[0]
+            size = (shapes["world_state"].shape[-1] if "world_state" in shapes
+                    else sum(int(np.prod(shapes[a].shape)) for a in self.agents))
+            self.observation_space = gym.spaces.Dict({
+                OWN_OBS: self.observation_space,
+                GLOBAL_STATE: gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)})
         self.obs_fn: Callable = lambda x: x  # noqa: E731
 
     def module_masks(self) -> dict:
@@ -93,40 +154,57 @@ class JaxMarlRunner:
         per_agent = {mid: jnp.asarray([self.mapping[a] == mid for a in self.agents]) for mid in self.module_ids}
         return {mid: jnp.tile(m, self.num_envs) for mid, m in per_agent.items()}
 
-    def module_batch(self, obs: jax.Array) -> dict:
-        """The forward batch of `[num_envs * A]` rows: one module's, or every module's (all rows) for a mapping."""
-        return {Columns.OBS: obs} if self.mapping is None else {mid: {Columns.OBS: obs} for mid in self.module_ids}
+    def module_batch(self, obs: Any) -> dict:
+        """Every module's forward batch: all `[num_envs * A]` rows."""
+        return {mid: {Columns.OBS: obs} for mid in self.module_ids}
 
     def combined_actions(self, out: dict) -> jax.Array:
-        """Each row's action: the module's, or (a mapping) that of the module its agent maps to."""
-        if self.mapping is None:
-            return out[Columns.ACTIONS]
+        """Each row's action: that of the module its agent maps to."""
+        if len(self.module_ids) == 1:
+            return out[self.module_ids[0]][Columns.ACTIONS]
         masks = self.module_masks()
         return sum(jnp.where(masks[mid], out[mid][Columns.ACTIONS], 0) for mid in self.module_ids)
 
-    def last_obs(self, state: MarlRunnerState) -> Any:
-        """The module's observation after a rollout (per module for a mapping), what learners bootstrap from."""
+    def last_obs(self, state: MarlRunnerState) -> dict:
+        """Every module's observation after a rollout, what learners bootstrap from."""
         obs = self.obs_fn(state.obs)
-        return obs if self.mapping is None else {mid: obs for mid in self.module_ids}
+        return {mid: obs for mid in self.module_ids}
 
     def _rows(self, per_agent: dict) -> jax.Array:
         """`{agent: [num_envs, ...]}` -> `[num_envs * A, ...]` (agent-major within each env)."""
         stacked = jnp.stack([per_agent[a] for a in self.agents], axis=1)
         return stacked.reshape((self.num_envs * self.num_agents,) + stacked.shape[2:])
 
+    def _obs_rows(self, obs: dict) -> Any:
+        """The env's observation dict as rows (with the global state, repeated per agent, if asked for)."""
+        own = self._rows(obs)
+        if not self.global_state:
+            return own
+        state = obs["world_state"] if "world_state" in obs else jnp.concatenate(
+            [obs[a].reshape(self.num_envs, -1) for a in self.agents], axis=-1)
+        return {OWN_OBS: own, GLOBAL_STATE: jnp.repeat(state, self.num_agents, axis=0)}
+
+    def _env_step(self, keys: jax.Array, env_state: Any, acted: jax.Array) -> tuple:
+        actions = acted.reshape((self.num_envs, self.num_agents) + acted.shape[1:])
+        with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
+            return jax.vmap(self.env.step)(keys, env_state, {a: actions[:, j] for j, a in enumerate(self.agents)})
+
     def reset(self, rng: jax.Array, initial_state: Any = None) -> MarlRunnerState:
         if initial_state:
             raise ValueError("JaxMARL envs train stateless modules only so far; expected use_lstm=False")
         with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
             obs, env_state = jax.vmap(self.env.reset)(jax.random.split(rng, self.num_envs))
-        zeros = jnp.zeros(self.num_envs)
-        return MarlRunnerState(self._rows(obs), env_state, zeros, zeros)
+        rows = self.num_envs * self.num_agents
+        return MarlRunnerState(self._obs_rows(obs), env_state, jnp.zeros(rows), jnp.ones(rows, bool))
 
     def rollout(self, act_fn: Callable, params: Any, state: MarlRunnerState, rng: jax.Array, steps: int,
                 t0: Any = None) -> tuple:
-        """`steps` env steps of every env: `(state, traj [T, num_envs * A, ...], stats)`; TERMINATEDS is each
-        agent's done (JaxMARL resets in the same step, so nothing is bootstrapped)."""
+        """`steps` env steps of every env: `(state, {module_id: traj [T, num_envs * A, ...]}, stats)`.
+        TERMINATEDS is each agent's done (JaxMARL resets in the same step, so nothing is bootstrapped);
+        LOSS_MASK is "mapped to the module and alive when acting". stats: the team and per-module sums of
+        the returns of the episodes that ended, and their count."""
         E, A = self.num_envs, self.num_agents
+        masks = self.module_masks()
 
         def step(state: MarlRunnerState, x):
             key, i = x
@@ -135,30 +213,25 @@ class JaxMarlRunner:
             kw = {} if t0 is None else {"t": t0 + i * E}
             out = act_fn(params, self.module_batch(obs_in), k_act, **kw)
             acted = self.combined_actions(out)
-            actions = acted.reshape((E, A) + acted.shape[1:])
-            with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
-                obs, env_state, reward, done, _ = jax.vmap(self.env.step)(
-                    jax.random.split(k_env, E), state.env_state, {a: actions[:, j] for j, a in enumerate(self.agents)})
-            team = jnp.stack([reward[a] for a in self.agents], axis=1).sum(axis=1)
-            ended = done["__all__"]
-            ret = state.episode_return + team
-            common = {Columns.OBS: obs_in, Columns.ACTIONS: acted, Columns.REWARDS: self._rows(reward),
-                      Columns.TERMINATEDS: self._rows(done), Columns.TRUNCATEDS: jnp.zeros(E * A, bool)}
-            acted_cols = (Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS)
-            if self.mapping is None:
-                rec = {**common, **{k: out[k] for k in acted_cols}}
-            else:
-                masks = self.module_masks()
-                rec = {mid: {**common, **{k: out[mid][k] for k in acted_cols}, Columns.LOSS_MASK: masks[mid]}
-                       for mid in self.module_ids}
-            rec.update({"ended_return": jnp.where(ended, ret, 0.0), "ended": ended})
-            new = MarlRunnerState(self._rows(obs), env_state, jnp.where(ended, 0.0, ret),
-                                  jnp.where(ended, 0.0, state.episode_length + 1))
-            return new, rec
+            obs, env_state, reward, done, _ = self._env_step(jax.random.split(k_env, E), state.env_state, acted)
+            reward_rows, done_rows = self._rows(reward), self._rows(done)
+            ended = jnp.repeat(done["__all__"], A)  # per row: its env's episode ended (and was reset)
+            ret = state.agent_return + reward_rows
+            common = {Columns.OBS: obs_in, Columns.ACTIONS: acted, Columns.REWARDS: reward_rows,
+                      Columns.TERMINATEDS: done_rows, Columns.TRUNCATEDS: jnp.zeros(E * A, bool)}
+            rec = {mid: {**common, Columns.ACTION_LOGP: out[mid][Columns.ACTION_LOGP],
+                         Columns.ACTION_DIST_INPUTS: out[mid][Columns.ACTION_DIST_INPUTS],
+                         Columns.LOSS_MASK: masks[mid] & state.alive} for mid in self.module_ids}
+            ended_ret = jnp.where(ended, ret, 0.0)
+            sums = {mid: jnp.where(masks[mid], ended_ret, 0.0).sum() for mid in self.module_ids}
+            new = MarlRunnerState(self._obs_rows(obs), env_state, jnp.where(ended, 0.0, ret), ended | ~done_rows)
+            return new, (rec, {"team": ended_ret.sum(), "modules": sums, "episodes": done["__all__"].sum()})
 
-        state, traj = jax.lax.scan(step, state, (jax.random.split(rng, steps), jnp.arange(steps, dtype=jnp.int32)))
-        ended_return, ended = traj.pop("ended_return"), traj.pop("ended")
-        return state, traj, {"return_sum": ended_return.sum(), "episodes": ended.sum()}
+        keys, idx = jax.random.split(rng, steps), jnp.arange(steps, dtype=jnp.int32)
+        state, (traj, ends) = jax.lax.scan(step, state, (keys, idx))
+        stats = {"return_sum": ends["team"].sum(), "episodes": ends["episodes"].sum(),
+                 "module_return_sum": {mid: x.sum() for mid, x in ends["modules"].items()}}
+        return state, traj, stats
 
     def evaluate(self, module: Any, params: Any, episodes: int, seed: int = 10_000, cache: Optional[dict] = None,
                  max_steps: int = 100_000) -> list[float]:
@@ -167,7 +240,7 @@ class JaxMarlRunner:
         in `cache`. A ValueError when an episode has not ended within `max_steps` steps."""
         cache = {} if cache is None else cache
         if episodes not in cache:
-            runner = JaxMarlRunner(self.env, episodes, self.mapping, self.module_ids)
+            runner = JaxMarlRunner(self.env, episodes, self.mapping, self.module_ids, self.global_state)
             runner.obs_fn = self.obs_fn
             infer = module.phase_fn("inference")
 
@@ -178,15 +251,12 @@ class JaxMarlRunner:
 
                 def body(carry):
                     state, returns, done, t = carry
-                    actions = runner.combined_actions(infer(p, runner.module_batch(runner.obs_fn(state.obs))))
-                    actions = actions.reshape((episodes, runner.num_agents) + actions.shape[1:])
-                    with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
-                        obs, env_state, reward, env_done, _ = jax.vmap(runner.env.step)(
-                            jax.random.split(jax.random.fold_in(k_run, t), episodes), state.env_state,
-                            {a: actions[:, j] for j, a in enumerate(runner.agents)})
+                    acted = runner.combined_actions(infer(p, runner.module_batch(runner.obs_fn(state.obs))))
+                    keys = jax.random.split(jax.random.fold_in(k_run, t), episodes)
+                    obs, env_state, reward, env_done, _ = runner._env_step(keys, state.env_state, acted)
                     team = jnp.stack([reward[a] for a in runner.agents], axis=1).sum(axis=1)
                     returns = returns + jnp.where(done, 0.0, team)
-                    state = state._replace(obs=runner._rows(obs), env_state=env_state)
+                    state = state._replace(obs=runner._obs_rows(obs), env_state=env_state)
                     return state, returns, done | env_done["__all__"], t + 1
 
                 _, returns, done, _ = jax.lax.while_loop(lambda c: ~c[2].all() & (c[3] < max_steps), body,

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
+from jaxrl_modules.algorithms.jit_loop import MODULE_RETURN_PREFIX
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named, scan_with_first_nonfinite
 from jaxrl_modules.columns import DEFAULT_MODULE_ID
 
@@ -35,7 +36,7 @@ def iteration_result(m: dict, returns: EpisodeReturns) -> dict:
 def learner_results(m: dict, reduce: Callable) -> dict:
     """`{module_id: {metric: float}}` of an iteration's metrics: a multi-module learner's are keyed by
     ModuleID already (`{mid: {...}}`), a single module's go under `default_policy`."""
-    learner = {k: x for k, x in m.items() if k not in _SKIP}
+    learner = {k: x for k, x in m.items() if k not in _SKIP and not k.startswith(MODULE_RETURN_PREFIX)}
     if learner and all(isinstance(x, dict) for x in learner.values()):
         return {mid: {k: reduce(x) for k, x in metrics.items()} for mid, metrics in learner.items()}
     return {DEFAULT_MODULE_ID: {k: reduce(x) for k, x in learner.items()}}
@@ -51,6 +52,19 @@ def scanned_result(m: dict, returns: EpisodeReturns) -> dict:
             "learners": learner_results(m, lambda x: float(np.nanmean(x)))}
 
 
+def module_return_results(m: dict, module_returns: dict) -> dict:
+    """`{module_id: episode_return_mean}` of one or a scan of jitted iterations' metrics (the returns of the
+    agents mapped to each module, carried like `episode_return_mean`); updates `module_returns`."""
+    ended = np.atleast_1d(m["num_episodes"]) > 0
+    count = int(np.sum(np.atleast_1d(m["num_episodes"])))
+    out = {}
+    for mid, returns in module_returns.items():
+        means = np.atleast_1d(m[f"{MODULE_RETURN_PREFIX}{mid}"])
+        total = float(np.sum(means[ended] * np.atleast_1d(m["num_episodes"])[ended]))
+        out[mid] = returns.update_sum(total, count)["episode_return_mean"]
+    return out
+
+
 class JitDriver:
     """Holds `pieces`, the jitted `step(state) -> (state, metrics)` (built once) and `train_state`."""
 
@@ -62,7 +76,8 @@ class JitDriver:
         self.step = jax.jit(step)
         self.train_state = jax.jit(pieces.init)(jax.random.key(seed))
         self.returns = EpisodeReturns()
-        self.module_returns: Optional[dict] = None
+        ids = getattr(pieces.runner, "module_ids", None) if getattr(pieces, "runner_is_multi", False) else None
+        self.module_returns: Optional[dict] = {mid: EpisodeReturns() for mid in ids} if ids else None
         self._eval_cache: dict = {}  # jitted evaluation rollouts, built once per (episodes, stochastic)
 
     def training_step(self, iteration: int) -> dict:
@@ -73,7 +88,10 @@ class JitDriver:
         self.train_state = state
         for key in NONFINITE_KEYS:
             metrics.pop(key, None)
-        return self.result(metrics, self.returns)
+        result = self.result(metrics, self.returns)
+        if self.module_returns is not None:
+            result["env_runners"]["module_episode_returns_mean"] = module_return_results(metrics, self.module_returns)
+        return result
 
     def _raise_nonfinite(self, metrics: dict, state: Any, iteration: int) -> None:
         raise NotImplementedError

@@ -16,12 +16,14 @@ from jaxrl_modules.algorithms.env_runner import reject_env_runners, reject_state
 from jaxrl_modules.algorithms.jax_evaluate import takes_timestep
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
 from jaxrl_modules.algorithms.learner import Rollout, default_learner
-from jaxrl_modules.algorithms.multi_agent_spec import multi_spec, resolve_mapping
+from jaxrl_modules.algorithms.multi_agent_spec import multi_spec, reads_global_state, resolve_mapping
 from jaxrl_modules.algorithms.nonfinite import CheckedIteration
 from jaxrl_modules.algorithms.train_fn import TrainFn
 from jaxrl_modules.apis import check_required_apis
 from jaxrl_modules.columns import DEFAULT_MODULE_ID, Columns
 from jaxrl_modules.envs.registry import is_gymnax, make_gymnax
+
+MODULE_RETURN_PREFIX = "module_episode_return_mean/"  # + ModuleID: a multi-agent train_fn metric per module
 
 
 class TrainState(NamedTuple):
@@ -53,11 +55,11 @@ class JitLoop(CheckedIteration):
         self.config = config
         self.connector: Any = None  # the env-to-module connector built, if any (runner.obs_fn)
         mapping = None
-        if is_jaxmarl(config.env):  # one shared policy, or multi_agent() policies mapped once from the agent ids
+        if is_jaxmarl(config.env):  # policies mapped once from the agent ids (all to default_policy without multi_agent())
             env = make_jaxmarl(config.env, config.env_config)
-            mapping = resolve_mapping(config, list(env.agents)) if config.is_multi_agent else None
-            self.runner: Any = JaxMarlRunner(env, config.num_envs_per_env_runner, mapping,
-                                             config.policy_ids() if mapping else None)
+            mapping = resolve_mapping(config, list(env.agents))
+            self.runner: Any = JaxMarlRunner(env, config.num_envs_per_env_runner, mapping, config.policy_ids(),
+                                             global_state=reads_global_state(config))
         else:
             env, env_params = make_gymnax(config.env, config.env_config)
             self.runner = JaxEnvRunner(env, env_params, config.num_envs_per_env_runner, **action_settings(config))
@@ -105,7 +107,13 @@ class JitLoop(CheckedIteration):
                    "params": self.learner.params(learner)}
         episodes = stats["episodes"]
         metrics = dict(metrics)
-        metrics["episode_return_mean"] = jnp.where(episodes > 0, stats["return_sum"] / jnp.maximum(episodes, 1), jnp.nan)
+
+        def mean(total: jax.Array) -> jax.Array:
+            return jnp.where(episodes > 0, total / jnp.maximum(episodes, 1), jnp.nan)
+
+        metrics["episode_return_mean"] = mean(stats["return_sum"])
+        for mid, total in stats.get("module_return_sum", {}).items():  # multi-agent: the returns of its agents
+            metrics[f"{MODULE_RETURN_PREFIX}{mid}"] = mean(total)
         metrics["num_episodes"] = episodes
         metrics["num_env_steps_sampled_lifetime"] = env_steps
         return TrainState(learner, runner, rng, env_steps), metrics, checked

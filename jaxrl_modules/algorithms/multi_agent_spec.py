@@ -55,4 +55,29 @@ def resolve_mapping(config: Any, agents: list) -> dict:
     if unknown:
         raise ValueError(f"policy_mapping_fn returned unknown ModuleID(s) {unknown} for agents {agents}; expected one of "
                          f"the policies {policies}")
+    from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
+
+    trained = check_policies_to_train(getattr(config, "policies_to_train", None), policies)
+    unmapped = [m for m in policies if m in trained and m not in mapping.values()]
+    if unmapped:
+        raise ValueError(f"policies {unmapped} are trained but no agent maps to them (policy_mapping_fn gives "
+                         f"{mapping}), so they would train on nothing; expected every trained policy to have an agent: "
+                         "map one to it, or leave it out of policies / policies_to_train")
     return mapping
+
+
+def reads_global_state(config: Any) -> bool:
+    """Whether the config's modules read the env's global state (a module class with
+    `reads_global_state = True`, such as MAPPO's centralised-critic module): all of them or none, since
+    every row's observation then is the Dict `{"obs", "global_state"}`."""
+    user = config.rl_module_spec
+    if isinstance(user, MultiRLModuleSpec):
+        specs = user.rl_module_specs if isinstance(user.rl_module_specs, dict) else {"*": user.rl_module_specs}
+    else:
+        specs = {"*": user}
+    flags = {mid: bool(getattr(getattr(s, "module_class", None), "reads_global_state", False))
+             for mid, s in specs.items() if s is not None}
+    if len(set(flags.values())) > 1:
+        raise ValueError(f"either every module reads the global state or none does (their rows share one observation "
+                         f"layout); got reads_global_state {flags}")
+    return any(flags.values())

@@ -38,7 +38,8 @@ def multi_agent_batch(learner: Any, state: Any, traj: dict, last_obs: dict, cfg:
     """`{module_id: [T, A] traj}` (A agents' rows, LOSS_MASK where an agent is inactive or mapped
     elsewhere) -> `{module_id: batch}`, the values of every module in one `learner.values` call."""
     T, A = next(iter(traj.values()))[Columns.REWARDS].shape
-    flat = {mid: {Columns.OBS: jnp.concatenate([_flat(t[Columns.OBS], T * A), last_obs[mid]])} for mid, t in traj.items()}
+    flat = {mid: {Columns.OBS: jax.tree_util.tree_map(lambda x, last: jnp.concatenate([_flat(x, T * A), last]),
+                                                      t[Columns.OBS], last_obs[mid])} for mid, t in traj.items()}
     values = learner.values(state, flat)
     return {mid: build_train_batch(t, values[mid][: T * A].reshape(T, A), values[mid][T * A:], cfg.gamma, cfg.lambda_)
             for mid, t in traj.items()}
@@ -68,7 +69,7 @@ def build_train_batch(traj: dict, values: jax.Array, last_value: jax.Array, gamm
     mask = traj.get(Columns.LOSS_MASK)
     advantages = standardize(advantages, mask)
     n = rewards.shape[0] * rewards.shape[1]
-    batch = {k: _flat(traj[k], n) for k in TRAIN_COLUMNS}
+    batch = {k: jax.tree_util.tree_map(lambda x: _flat(x, n), traj[k]) for k in TRAIN_COLUMNS}
     batch[Columns.ADVANTAGES] = _flat(advantages, n)
     batch[Columns.VALUE_TARGETS] = _flat(targets, n)
     if mask is not None:
