@@ -153,11 +153,23 @@ def test_three_per_agent_policies_train_stacked_and_end_different():
     assert len(algo.evaluate(2)["env_runners"]["episode_returns"]) == 2
 
 
-def test_a_mixed_mapping_trains_a_shared_and_a_solo_policy_with_masked_rows():
+def test_a_mixed_mapping_trains_a_shared_and_a_solo_policy_of_another_structure_with_masked_rows():
+    from jaxrl_modules.algorithms.ppo.learner import PPOLearner
+    from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+    from jaxrl_modules.rl_module_spec import RLModuleSpec
+
     cfg = config().multi_agent(policies={"shared", "solo"},
                                policy_mapping_fn=lambda agent, episode, **kw: "solo" if agent == "agent_2" else "shared")
+    cfg = cfg.rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
+        "shared": RLModuleSpec(), "solo": RLModuleSpec(model_config={"fcnet_hiddens": [32]})}))
+    assert type(cfg.build().learner) is PPOLearner  # the dict path: the policies differ in structure
     params, metrics = jax.jit(cfg.build_train_fn(3))(jax.random.key(0))
     assert sorted(params) == ["shared", "solo"] and int(metrics["first_nonfinite_iteration"][-1]) == -1
+    solo = params["solo"]["actor_encoder" if "actor_encoder" in params["solo"] else "encoder"]
+    assert solo["mlp"]["dense_0"]["kernel"].shape[1] == 32
+    returns = {m: np.asarray(metrics[f"module_episode_return_mean/{m}"]) for m in ("shared", "solo")}
+    team = np.asarray(metrics["episode_return_mean"])
+    assert np.allclose(returns["shared"] + returns["solo"], team, rtol=1e-5)  # two agents' returns plus one's
     runner = cfg.build().runner
     masks = {m: np.asarray(x).reshape(4, 3) for m, x in runner.module_masks().items()}
     assert masks["solo"].tolist() == [[False, False, True]] * 4 and masks["shared"].tolist() == [[True, True, False]] * 4
@@ -174,3 +186,36 @@ def test_stacked_per_agent_policies_improve_the_team_return():
     params, metrics = jax.jit(per_agent(envs=8, steps=128).build_train_fn(40))(jax.random.key(0))
     returns = np.asarray(metrics["episode_return_mean"])
     assert returns[-5:].mean() > returns[:5].mean() + 5, returns  # about -86 -> -78 in 41k env steps
+
+
+def test_identical_per_agent_policies_trace_one_vmapped_loss(monkeypatch):
+    """Three identical policies train through one loss of one module, vmapped over the three (whose
+    params end different, above); two policies of different structure go through the dict learner,
+    whose loss holds one PPO loss per policy."""
+    from jaxrl_modules.multi_rl_module import MultiRLModuleSpec
+    from jaxrl_modules.rl_module_spec import RLModuleSpec
+
+    from jaxrl_modules.algorithms.ppo import learner as ppo_learner
+
+    per_trace: list = []  # PPO losses inside each traced learner loss
+    real_loss, real_module_loss = ppo_learner.PPOLearner.loss, ppo_learner.ppo_loss
+
+    def loss(self, *args, **kwargs):
+        per_trace.append(0)
+        return real_loss(self, *args, **kwargs)
+
+    def module_loss(*args, **kwargs):
+        per_trace[-1] += 1
+        return real_module_loss(*args, **kwargs)
+
+    monkeypatch.setattr(ppo_learner.PPOLearner, "loss", loss)
+    monkeypatch.setattr(ppo_learner, "ppo_loss", module_loss)
+    jax.make_jaxpr(per_agent().build_train_fn(1))(jax.random.key(0))
+    assert per_trace and set(per_trace) == {1}, per_trace
+    per_trace.clear()
+    different = config().multi_agent(
+        policies={"shared", "solo"}, policy_mapping_fn=lambda agent, episode, **kw: "solo" if agent == "agent_2" else "shared"
+    ).rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={
+        "shared": RLModuleSpec(), "solo": RLModuleSpec(model_config={"fcnet_hiddens": [32]})}))
+    jax.make_jaxpr(different.build_train_fn(1))(jax.random.key(0))
+    assert per_trace and set(per_trace) == {2}, per_trace

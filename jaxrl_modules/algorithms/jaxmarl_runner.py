@@ -141,7 +141,8 @@ class JaxMarlRunner:
             raise ValueError(f"JaxMARL envs with {type(self.action_space).__name__} action spaces are not supported yet; "
                              f"expected Discrete actions, as in MPE, SMAX and Overcooked; got {self.action_space}")
         if self.global_state:
-            shapes = jax.eval_shape(env.reset, jax.random.key(0))[0]
+            with jax.numpy_rank_promotion("allow"):  # JaxMARL's own code broadcasts implicitly
+                shapes = jax.eval_shape(env.reset, jax.random.key(0))[0]
             size = (shapes["world_state"].shape[-1] if "world_state" in shapes
                     else sum(int(np.prod(shapes[a].shape)) for a in self.agents))
             self.observation_space = gym.spaces.Dict({
