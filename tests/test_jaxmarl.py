@@ -219,3 +219,13 @@ def test_identical_per_agent_policies_trace_one_vmapped_loss(monkeypatch):
         "shared": RLModuleSpec(), "solo": RLModuleSpec(model_config={"fcnet_hiddens": [32]})}))
     jax.make_jaxpr(different.build_train_fn(1))(jax.random.key(0))
     assert per_trace and set(per_trace) == {2}, per_trace
+
+
+def test_the_linear_lr_schedule_counts_a_minibatch_of_every_agents_rows():
+    """lr_schedule="linear" anneals over the iterations: each iteration's updates cover envs x agents
+    rows (3 agents), not envs alone, so iteration i's last update uses lr * (1 - i / 3)."""
+    from jaxrl_modules.algorithms.optim import LEARNING_RATE
+
+    cfg = config().training(lr=1e-3, lr_schedule="linear")  # 4 envs x 32 steps x 3 agents = 384 rows, minibatches of 96
+    _, metrics = jax.jit(cfg.build_train_fn(3))(jax.random.key(0))
+    assert np.allclose(np.asarray(metrics["default_policy"][LEARNING_RATE]), [1e-3, 1e-3 * 2 / 3, 1e-3 / 3], rtol=1e-5)

@@ -130,6 +130,7 @@ class JaxMarlRunner:
         self.mapping = dict(mapping)
         self.module_ids = list(module_ids) if module_ids is not None else sorted(set(self.mapping.values()))
         self.global_state = bool(global_state)
+        self.num_rows = self.num_envs * self.num_agents  # batch rows per env step
         spaces = {a: (to_gymnasium(env.observation_space(a)), to_gymnasium(env.action_space(a))) for a in self.agents}
         first = spaces[self.agents[0]]
         different = [a for a, s in spaces.items() if s != first]

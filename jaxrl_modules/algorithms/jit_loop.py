@@ -37,7 +37,8 @@ class JitLoop(CheckedIteration):
     """The pieces of all-in-jit training for one config: runner, connector, module, learner, and the
     pure `init(rng) -> TrainState` and `iteration(state) -> (state, metrics)`.
 
-    `make_learner(module, config, num_envs)` builds the learner (default: the config's learner class);
+    `make_learner(module, config, num_envs)` builds the learner (default: the config's learner class;
+    `num_envs` is the batch rows of one env step: envs, or envs x agents for a JaxMARL env);
     `steps` is each iteration's rollout length per env (default `config.rollout_length()`);
     `stateless_only` names an algorithm that refuses recurrent modules (DQN, SAC)."""
 
@@ -77,7 +78,7 @@ class JitLoop(CheckedIteration):
             if stateless_only or mapping:
                 reject_stateful(module, stateless_only or "multi-agent training in one jit")
             check_required_apis(module, required, mid)
-        self.learner = make_learner(self.module, config, self.runner.num_envs)
+        self.learner = make_learner(self.module, config, getattr(self.runner, "num_rows", self.runner.num_envs))
         self.steps = int(steps if steps is not None else config.rollout_length())
         self.act_fn = self.module.phase_fn("exploration")
         self.runner_is_multi = mapping is not None

@@ -78,10 +78,13 @@ class PPOLearner:
     def rl_module_required_apis(cls) -> list[type]:
         return [ValueFunctionAPI]
 
-    def __init__(self, module: Any, config: Any, module_ids: Optional[list] = None, *, train_all: bool = False):
+    def __init__(self, module: Any, config: Any, module_ids: Optional[list] = None, *, train_all: bool = False,
+                 rows: Optional[int] = None):
         """`module_ids`: the policies (modules with a loss; default: those with an action space).
         `config.policies_to_train` (None: all) picks the modules updated, checked against the module's
-        ids; `train_all=True` ignores it (a StackedPPOLearner's per-policy learner: it picks itself)."""
+        ids; `train_all=True` ignores it (a StackedPPOLearner's per-policy learner: it picks itself).
+        `rows`: the rows of one iteration's batch, which `lr_schedule` counts minibatches of (default
+        `rows_per_iteration(config)`; a JaxMARL loop's has a row per agent of every env)."""
         from jaxrl_modules.multi_rl_module import MultiRLModule
 
         self.module = module
@@ -98,7 +101,7 @@ class PPOLearner:
         require_a_trained_policy(self.trained_ids, self.module_ids, config)
         self.train_fn = module.phase_fn("train")
         # Updates per iteration for lr_schedule: epochs x minibatches of one rollout's batch.
-        steps_per_iter = config.num_epochs * config.num_minibatches(rows_per_iteration(config))
+        steps_per_iter = config.num_epochs * config.num_minibatches(rows or rows_per_iteration(config))
         self.optimizer = optimizer_for(config, steps_per_iter)
         self.lr = learning_rate(config, steps_per_iter)
 

@@ -11,7 +11,7 @@ coefficient exactly, and the metrics have entries for the trained policies only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import numpy as np
@@ -26,11 +26,11 @@ from jaxrl_modules.stacked import stack_trees, unstack_tree
 class StackedPPOLearner:
     """Same interface as PPOLearner over `{mid: ...}` params and batches."""
 
-    def __init__(self, multi: Any, config: Any, module_ids: list[str]):
+    def __init__(self, multi: Any, config: Any, module_ids: list[str], rows: Optional[int] = None):
         self.module, self.config = multi, config
         self.module_ids = list(module_ids)
         self.is_multi = True
-        self.single = PPOLearner(multi[self.module_ids[0]], config, train_all=True)
+        self.single = PPOLearner(multi[self.module_ids[0]], config, train_all=True, rows=rows)
         trained = check_policies_to_train(getattr(config, "policies_to_train", None), list(multi.keys()))
         self.trained_ids = [m for m in self.module_ids if m in trained]
         self.frozen_ids = [m for m in self.module_ids if m not in trained]
@@ -71,19 +71,22 @@ class StackedPPOLearner:
         return state, dict(zip(self.trained_ids, unstack_tree(metrics, len(self.trained_ids))))
 
 
-def make_ppo_learner(module: Any, config: Any, num_envs: int = 1) -> Any:
+def make_ppo_learner(module: Any, config: Any, num_envs: Optional[int] = None) -> Any:
     """PPO's learner for `module`: for a MultiRLModule, its policies (the modules with an action space)
     train as one vmapped `StackedPPOLearner` update when they are identical independent policies (a
-    plain MultiRLModule of one module class and spec), else through one `PPOLearner` over the dict."""
+    plain MultiRLModule of one module class and spec), else through one `PPOLearner` over the dict.
+    `num_envs`: the batch rows of one env step (a JaxMARL loop's: envs x agents), for lr_schedule's count;
+    None: the config's single-agent count."""
     from jaxrl_modules.multi_rl_module import MultiRLModule
 
+    rows = None if num_envs is None else config.rollout_length() * int(num_envs)
     if not isinstance(module, MultiRLModule):
-        return PPOLearner(module, config)
+        return PPOLearner(module, config, rows=rows)
     policy_ids = [m for m in module.keys() if module[m].action_space is not None]
     specs = module._specs()
     stackable = (type(module) is MultiRLModule and len(policy_ids) >= 2 and set(policy_ids) == set(module.keys())
                  and len(module._groups(policy_ids, None)) == 1
                  and all(specs[m].module_class is specs[policy_ids[0]].module_class for m in policy_ids))
     if stackable:
-        return StackedPPOLearner(module, config, policy_ids)
-    return PPOLearner(module, config, module_ids=policy_ids)
+        return StackedPPOLearner(module, config, policy_ids, rows)
+    return PPOLearner(module, config, module_ids=policy_ids, rows=rows)
