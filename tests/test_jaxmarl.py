@@ -229,3 +229,29 @@ def test_the_linear_lr_schedule_counts_a_minibatch_of_every_agents_rows():
     cfg = config().training(lr=1e-3, lr_schedule="linear")  # 4 envs x 32 steps x 3 agents = 384 rows, minibatches of 96
     _, metrics = jax.jit(cfg.build_train_fn(3))(jax.random.key(0))
     assert np.allclose(np.asarray(metrics["default_policy"][LEARNING_RATE]), [1e-3, 1e-3 * 2 / 3, 1e-3 / 3], rtol=1e-5)
+
+
+def test_per_agent_policies_act_and_learn_on_their_own_agents_rows_only():
+    env = make_jaxmarl(SPREAD)
+    runner = JaxMarlRunner(env, 2, {a: "p" + a[-1] for a in env.agents}, ["p0", "p1", "p2"])
+    assert runner.gathered and runner.num_rows == 2  # 2 envs x 1 agent per policy
+    state = runner.reset(jax.random.key(0))
+    seen = []
+
+    def act(params, batch, rng):
+        seen.append({mid: b[Columns.OBS].shape for mid, b in batch.items()})
+        # each policy answers with its ModuleID's number, so the combined actions show who acted where
+        return {mid: {Columns.ACTIONS: jax.numpy.full(b[Columns.OBS].shape[0], int(mid[1])),
+                      Columns.ACTION_LOGP: jax.numpy.zeros(b[Columns.OBS].shape[0]),
+                      Columns.ACTION_DIST_INPUTS: jax.numpy.zeros((b[Columns.OBS].shape[0], 5))} for mid, b in batch.items()}
+
+    full_obs = np.asarray(state.obs).reshape(2, 3, 18)
+    _, traj, _ = runner.rollout(act, None, state, jax.random.key(1), 4)
+    assert seen[0] == {"p0": (2, 18), "p1": (2, 18), "p2": (2, 18)}
+    for j, mid in enumerate(["p0", "p1", "p2"]):
+        assert traj[mid][Columns.OBS].shape == (4, 2, 18) and traj[mid][Columns.REWARDS].shape == (4, 2)
+        assert np.array_equal(np.asarray(traj[mid][Columns.OBS][0]), full_obs[:, j])  # agent j's own observation
+        assert np.asarray(traj[mid][Columns.ACTIONS]).tolist() == [[j, j]] * 4  # its own policy's action
+        assert np.asarray(traj[mid][Columns.LOSS_MASK]).all()
+    unbalanced = JaxMarlRunner(env, 2, {"agent_0": "a", "agent_1": "b", "agent_2": "b"}, ["a", "b"])
+    assert not unbalanced.gathered and unbalanced.num_rows == 6  # all rows, masked per policy

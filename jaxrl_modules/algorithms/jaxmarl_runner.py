@@ -4,11 +4,12 @@ inside `jax.jit` (issue 12).
 Every agent of every env is one batch row: `num_envs` vmapped envs of A agents give `[num_envs * A]`
 rows per step (agent-major within each env). Agents act through the MultiRLModule's policies by a
 mapping resolved once from the env's agent ids; without `multi_agent()` every agent maps to one shared
-`default_policy` (JaxMARL's IPPO default). Every policy acts on all rows and each row takes the action
-of its agent's policy; each policy's trajectory `[T, num_envs * A, ...]` carries a LOSS_MASK of the rows
-of its agents that were alive when they acted, so shapes are fixed whatever the mapping (identical
-policies train stacked as one vmapped update) and agents that are done before the others (SMAX units
-dying) leave the loss. An episode's return is the sum over its agents (RLlib's multi-agent definition);
+`default_policy` (JaxMARL's IPPO default). Each policy acts on its agents' rows (gathered by static
+indices when every policy has as many agents; else on all rows, each row taking the action of its
+agent's policy), so shapes are fixed whatever the mapping and identical policies act and train stacked
+as one vmapped computation. Each policy's trajectory `[T, rows, ...]` carries a LOSS_MASK of the rows of
+its agents that were alive when they acted: agents that are done before the others (SMAX units dying)
+leave the loss. An episode's return is the sum over its agents (RLlib's multi-agent definition);
 a module's, the sum over the agents mapped to it.
 """
 
@@ -118,6 +119,11 @@ class JaxMarlRunner:
     """`num_envs` copies of a JaxMARL env (auto-resetting), vmapped, every agent acting through the policy
     `mapping[agent]` names. Configuration only: everything a rollout changes is in `MarlRunnerState`.
 
+    When every policy has as many agents as the others (one shared policy, one policy per agent, any
+    balanced mapping), each policy acts and learns on its own agents' rows only (`num_rows` per env step:
+    envs x its agents), gathered by static indices, so N per-agent policies cost what one shared policy
+    does; otherwise every policy acts on all rows and LOSS_MASK keeps its agents' (fixed shapes still).
+
     `global_state=True` gives every row the Dict observation `{"obs": own, "global_state": env's}`, the
     global state being the env's `world_state` observation where it has one (SMAX), else the concatenation
     of all agents' observations (MPE): what a centralised critic (MAPPO) reads."""
@@ -130,7 +136,10 @@ class JaxMarlRunner:
         self.mapping = dict(mapping)
         self.module_ids = list(module_ids) if module_ids is not None else sorted(set(self.mapping.values()))
         self.global_state = bool(global_state)
-        self.num_rows = self.num_envs * self.num_agents  # batch rows per env step
+        self.agent_index = {mid: [j for j, a in enumerate(self.agents) if self.mapping[a] == mid] for mid in self.module_ids}
+        counts = {len(ix) for ix in self.agent_index.values()}
+        self.gathered = len(counts) == 1 and 0 not in counts  # each policy's own rows only (equal shapes)
+        self.num_rows = self.num_envs * (counts.pop() if self.gathered else self.num_agents)  # a policy's rows per step
         spaces = {a: (to_gymnasium(env.observation_space(a)), to_gymnasium(env.action_space(a))) for a in self.agents}
         first = spaces[self.agents[0]]
         different = [a for a, s in spaces.items() if s != first]
@@ -156,21 +165,38 @@ class JaxMarlRunner:
         per_agent = {mid: jnp.asarray([self.mapping[a] == mid for a in self.agents]) for mid in self.module_ids}
         return {mid: jnp.tile(m, self.num_envs) for mid, m in per_agent.items()}
 
+    def take(self, rows: Any, mid: str) -> Any:
+        """The rows (`[num_envs * A, ...]` leaves) of the policy `mid` acts and learns on: its agents' when
+        `gathered` (static indices; all of them for one shared policy), else all."""
+        ix = self.agent_index[mid]
+        if not self.gathered or len(ix) == self.num_agents:
+            return rows
+        E, A, n = self.num_envs, self.num_agents, len(ix)
+        return jax.tree_util.tree_map(lambda x: x.reshape((E, A) + x.shape[1:])[:, np.asarray(ix)]
+                                      .reshape((E * n,) + x.shape[1:]), rows)
+
     def module_batch(self, obs: Any) -> dict:
-        """Every module's forward batch: all `[num_envs * A]` rows."""
-        return {mid: {Columns.OBS: obs} for mid in self.module_ids}
+        """Every policy's forward batch: its rows (`take`)."""
+        return {mid: {Columns.OBS: self.take(obs, mid)} for mid in self.module_ids}
 
     def combined_actions(self, out: dict) -> jax.Array:
-        """Each row's action: that of the module its agent maps to."""
+        """Each row's action: that of the policy its agent maps to."""
         if len(self.module_ids) == 1:
             return out[self.module_ids[0]][Columns.ACTIONS]
-        masks = self.module_masks()
-        return sum(jnp.where(masks[mid], out[mid][Columns.ACTIONS], 0) for mid in self.module_ids)
+        if not self.gathered:
+            masks = self.module_masks()
+            return sum(jnp.where(masks[mid], out[mid][Columns.ACTIONS], 0) for mid in self.module_ids)
+        first = out[self.module_ids[0]][Columns.ACTIONS]
+        actions = jnp.zeros((self.num_envs, self.num_agents) + first.shape[1:], first.dtype)
+        for mid in self.module_ids:
+            ix = np.asarray(self.agent_index[mid])
+            actions = actions.at[:, ix].set(out[mid][Columns.ACTIONS].reshape((self.num_envs, len(ix)) + first.shape[1:]))
+        return actions.reshape((self.num_envs * self.num_agents,) + first.shape[1:])
 
     def last_obs(self, state: MarlRunnerState) -> dict:
-        """Every module's observation after a rollout, what learners bootstrap from."""
+        """Every policy's observation rows after a rollout, what learners bootstrap from."""
         obs = self.obs_fn(state.obs)
-        return {mid: obs for mid in self.module_ids}
+        return {mid: self.take(obs, mid) for mid in self.module_ids}
 
     def _rows(self, per_agent: dict) -> jax.Array:
         """`{agent: [num_envs, ...]}` -> `[num_envs * A, ...]` (agent-major within each env)."""
@@ -201,7 +227,7 @@ class JaxMarlRunner:
 
     def rollout(self, act_fn: Callable, params: Any, state: MarlRunnerState, rng: jax.Array, steps: int,
                 t0: Any = None) -> tuple:
-        """`steps` env steps of every env: `(state, {module_id: traj [T, num_envs * A, ...]}, stats)`.
+        """`steps` env steps of every env: `(state, {module_id: traj [T, num_rows, ...]}, stats)`.
         TERMINATEDS is each agent's done (JaxMARL resets in the same step, so nothing is bootstrapped);
         LOSS_MASK is "mapped to the module and alive when acting". stats: the team and per-module sums of
         the returns of the episodes that ended, and their count."""
@@ -221,9 +247,9 @@ class JaxMarlRunner:
             ret = state.agent_return + reward_rows
             common = {Columns.OBS: obs_in, Columns.ACTIONS: acted, Columns.REWARDS: reward_rows,
                       Columns.TERMINATEDS: done_rows, Columns.TRUNCATEDS: jnp.zeros(E * A, bool)}
-            rec = {mid: {**common, Columns.ACTION_LOGP: out[mid][Columns.ACTION_LOGP],
-                         Columns.ACTION_DIST_INPUTS: out[mid][Columns.ACTION_DIST_INPUTS],
-                         Columns.LOSS_MASK: masks[mid] & state.alive} for mid in self.module_ids}
+            rec = {mid: {**self.take({**common, Columns.LOSS_MASK: masks[mid] & state.alive}, mid),
+                         Columns.ACTION_LOGP: out[mid][Columns.ACTION_LOGP],
+                         Columns.ACTION_DIST_INPUTS: out[mid][Columns.ACTION_DIST_INPUTS]} for mid in self.module_ids}
             ended_ret = jnp.where(ended, ret, 0.0)
             sums = {mid: jnp.where(masks[mid], ended_ret, 0.0).sum() for mid in self.module_ids}
             new = MarlRunnerState(self._obs_rows(obs), env_state, jnp.where(ended, 0.0, ret), ended | ~done_rows)
