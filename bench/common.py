@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -67,3 +69,17 @@ def write_results(name: str, data: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=1))
     return path
+
+
+def in_subprocess(script: str, part: str, args: list[str], timeout: float = 300) -> dict:
+    """`python script --part part *args` in a fresh process, its last stdout line parsed as JSON: compile
+    times are cold, and long-lived XLA CPU processes that ran several large programs were seen to stall
+    on this machine; a stalled process (0% CPU, about once in 5 here) is retried, not waited on."""
+    for attempt in range(3):
+        try:
+            out = subprocess.run([sys.executable, script, "--part", part, *args], check=True, capture_output=True,
+                                 text=True, timeout=timeout).stdout
+            return json.loads(out.strip().splitlines()[-1])
+        except subprocess.TimeoutExpired:
+            print(f"{part}: the process stalled for {timeout:.0f} s (attempt {attempt + 1} of 3); retrying", flush=True)
+    raise RuntimeError(f"{part}: stalled three times")

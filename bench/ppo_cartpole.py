@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
-from common import environment, write_results  # noqa: E402
+from common import environment, in_subprocess, write_results  # noqa: E402
 from purejaxrl_ppo import make_train  # noqa: E402
 
 from jaxrl_modules.algorithms.ppo import PPOConfig  # noqa: E402
@@ -97,19 +96,6 @@ def run_part(part: str, total: int) -> dict:
     raise ValueError(part)
 
 
-def in_subprocess(part: str, total: int) -> dict:
-    """Each measurement in a fresh process: compile times are cold, and long-lived XLA CPU
-    processes that ran several large programs were seen to stall on this machine."""
-    for attempt in range(3):  # a stalled process (0% CPU, seen about once in 5 here) is retried, not waited on
-        try:
-            out = subprocess.run([sys.executable, __file__, "--part", part, "--total", str(total)], check=True,
-                                 capture_output=True, text=True, timeout=300).stdout
-            return json.loads(out.strip().splitlines()[-1])
-        except subprocess.TimeoutExpired:
-            print(f"{part}: the process stalled for 300 s (attempt {attempt + 1} of 3); retrying", flush=True)
-    raise RuntimeError(f"{part}: stalled three times")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="100k steps instead of 500k (a smoke run)")
@@ -125,13 +111,13 @@ def main() -> None:
     repeats = {"baseline": [], "ours": []}
     for _ in range(3):  # alternate single-seed runs; report the median run by throughput
         for part in repeats:
-            repeats[part].append(in_subprocess(part, total))
+            repeats[part].append(in_subprocess(__file__, part, ["--total", str(total)]))
             print(part, repeats[part][-1], flush=True)
     for part, runs in repeats.items():
         results[part] = sorted(runs, key=lambda r: r["env_steps_per_s"])[len(runs) // 2]
         results[part]["env_steps_per_s_runs"] = [r["env_steps_per_s"] for r in runs]
     for part in ("baseline_8_seeds", "ours_8_seeds", "host_loop"):
-        results[part] = in_subprocess(part, total)
+        results[part] = in_subprocess(__file__, part, ["--total", str(total)])
         print(part, results[part], flush=True)
     results["throughput_ratio"] = results["ours"]["env_steps_per_s"] / results["baseline"]["env_steps_per_s"]
     results["throughput_ratio_8_seeds"] = (results["ours_8_seeds"]["env_steps_per_s"]

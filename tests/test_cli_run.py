@@ -373,7 +373,7 @@ def test_resume_keeps_the_first_command_and_accepts_equivalent_lists(tmp_path, c
     (["--eval-episodes", "0"], ("--eval-episodes", "an int >= 1", "got 0")),
     (["--eval-every", "-1"], ("--eval-every", "an int >= 0", "got -1")),
     (["--num-seeds", "0"], ("--num-seeds", "an int >= 1", "got 0")),
-    (["--num-seeds", "2"], ("--num-seeds 2", "gymnax env", "'CartPole-v1'")),
+    (["--num-seeds", "2"], ("--num-seeds 2", "gymnax or JaxMARL env", "'CartPole-v1'")),
     (["--checkpoint-every", "x"], ("--checkpoint-every", "invalid int value", "'x'")),
     (["--stop-reward", "nan"], ("--stop-reward", "a finite number", "got nan")),
     (["--stop-reward", "inf"], ("--stop-reward", "a finite number", "got inf")),

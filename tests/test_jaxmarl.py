@@ -2,6 +2,8 @@
 `default_policy` (JaxMARL's IPPO default) or through `multi_agent()` policies (stacked when identical),
 trained by the generic all-in-jit loop; bad env names and env_configs are named."""
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -255,3 +257,23 @@ def test_per_agent_policies_act_and_learn_on_their_own_agents_rows_only():
         assert np.asarray(traj[mid][Columns.LOSS_MASK]).all()
     unbalanced = JaxMarlRunner(env, 2, {"agent_0": "a", "agent_1": "b", "agent_2": "b"}, ["a", "b"])
     assert not unbalanced.gathered and unbalanced.num_rows == 6  # all rows, masked per policy
+
+
+def test_the_command_line_trains_evaluates_and_vmaps_seeds_on_a_jaxmarl_env(tmp_path, capsys):
+    from jaxrl_modules.cli import main
+
+    common = ["--env", SPREAD, "--runs-dir", str(tmp_path), "--quiet", "--iterations", "2", "--checkpoint-every", "2",
+              "--num-envs", "2", "--config", "fcnet_hiddens=[8]", "train_batch_size_per_learner=64", "minibatch_size=32",
+              "num_epochs=1"]
+    assert main(["train", "--name", "one", *common]) == 0
+    meta = json.loads((tmp_path / "one" / "checkpoints" / "2" / "algorithm" / "algorithm.json").read_text())
+    assert meta["env"]["multi_agent"] and meta["env"]["agent_to_module"] == [[f"agent_{i}", "default_policy"] for i in range(3)]
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "one" / "checkpoints" / "2" / "algorithm"), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3 episodes" in out or "episodes: 3" in out or out.count("\n") >= 1, out
+    assert main(["train", "--name", "seeds", "--num-seeds", "2", *common]) == 0
+    assert main(["train", "--name", "dqn", *common[:-8], "--algo", "dqn"]) == 2
+    assert "multi-agent env, which only --algo ppo trains" in capsys.readouterr().err
+    assert main(["train", "--name", "typo", *common, "--env-config", "num_agent=4"]) == 2
+    assert "--env-config key 'num_agent'" in capsys.readouterr().err

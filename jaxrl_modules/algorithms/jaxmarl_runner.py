@@ -261,16 +261,16 @@ class JaxMarlRunner:
                  "module_return_sum": {mid: x.sum() for mid, x in ends["modules"].items()}}
         return state, traj, stats
 
-    def evaluate(self, module: Any, params: Any, episodes: int, seed: int = 10_000, cache: Optional[dict] = None,
+    def evaluate(self, act: Callable, params: Any, episodes: int, seed: int = 10_000, cache: Optional[dict] = None,
                  max_steps: int = 100_000) -> list[float]:
         """Team returns (summed over agents) of `episodes` complete episodes, one per vmapped env, every
-        agent acting deterministically (forward_inference); one jitted while-loop, cached per `episodes`
-        in `cache`. A ValueError when an episode has not ended within `max_steps` steps."""
+        agent acting through `act(params, {module_id: batch}, rng)` (a MultiRLModule's forward_inference
+        phase function: deterministic); one jitted while-loop, cached per `episodes` in `cache`. A
+        ValueError when an episode has not ended within `max_steps` steps."""
         cache = {} if cache is None else cache
         if episodes not in cache:
             runner = JaxMarlRunner(self.env, episodes, self.mapping, self.module_ids, self.global_state)
             runner.obs_fn = self.obs_fn
-            infer = module.phase_fn("inference")
 
             def run(p: Any, rng: jax.Array) -> tuple:
                 k_reset, k_run = jax.random.split(rng)
@@ -279,8 +279,9 @@ class JaxMarlRunner:
 
                 def body(carry):
                     state, returns, done, t = carry
-                    acted = runner.combined_actions(infer(p, runner.module_batch(runner.obs_fn(state.obs))))
-                    keys = jax.random.split(jax.random.fold_in(k_run, t), episodes)
+                    k_act, k_env = jax.random.split(jax.random.fold_in(k_run, t))
+                    acted = runner.combined_actions(act(p, runner.module_batch(runner.obs_fn(state.obs)), k_act))
+                    keys = jax.random.split(k_env, episodes)
                     obs, env_state, reward, env_done, _ = runner._env_step(keys, state.env_state, acted)
                     team = jnp.stack([reward[a] for a in runner.agents], axis=1).sum(axis=1)
                     returns = returns + jnp.where(done, 0.0, team)

@@ -101,7 +101,7 @@ class JitDriver:
 
         runner = self.runner
         if hasattr(runner, "evaluate"):  # a runner that evaluates its own env family (JaxMARL)
-            return runner.evaluate(self.module, self.params(), episodes, cache=self._eval_cache)
+            return runner.evaluate(self.module.phase_fn("inference"), self.params(), episodes, cache=self._eval_cache)
         return evaluate_gymnax(runner.env, runner.env_params, self.module, self.params(), episodes,
                                obs_fn=runner.obs_fn, to_env=runner.to_env, cache=self._eval_cache)
 
@@ -118,7 +118,9 @@ class JitDriver:
         self.train_state = state
 
     def env_info(self) -> dict:
-        return {"connector": getattr(self.pieces, "connector", None), "agent_to_module": None}
+        mapping = getattr(self.runner, "mapping", None)  # a JaxMARL env's agents and their policies
+        pairs = [[agent, mid] for agent, mid in mapping.items()] if mapping is not None else None
+        return {"connector": getattr(self.pieces, "connector", None), "agent_to_module": pairs}
 
     def stop(self) -> None:
         """Nothing to close: the envs live in the train state."""

@@ -1,5 +1,5 @@
 """N seeds of one all-in-jit algorithm (PPO, DQN, SAC, or any whose driver `make_driver` builds, on a
-`gymnax:` env) trained in one jit.
+`gymnax:` or `jaxmarl:` env) trained in one jit.
 
 `MultiSeedAlgorithm(config, num_seeds)` builds ONE algorithm with `config.build()` (module, learner,
 jitted iteration), holds the N train states of seeds `config.seed + i` stacked on a leading axis
@@ -33,8 +33,8 @@ from jaxrl_modules.algorithms.algorithm import Algorithm, read_json_object
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
 from jaxrl_modules.algorithms.jit_driver import NONFINITE_KEYS, IterationDriver, JitDriver
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named
+from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl
 from jaxrl_modules.envs.registry import is_gymnax
-from jaxrl_modules.columns import DEFAULT_MODULE_ID
 
 MULTI_SEED_JSON = "multi_seed.json"
 KIND = "multi_seed"
@@ -76,8 +76,14 @@ def _save_id(path: Path) -> Optional[str]:
     return meta.get("save_id") if isinstance(meta, dict) else None
 
 
+def _seed_slice(metrics: dict, i: int) -> dict:
+    """Seed `i`'s metrics (every leaf, per-module dicts included, indexed on its leading seed axis)."""
+    return jax.tree_util.tree_map(lambda x: x[i], metrics)
+
+
 class MultiSeedAlgorithm:
-    """`num_seeds` copies of one gymnax algorithm (seeds `config.seed + i`), trained in one jitted, vmapped step."""
+    """`num_seeds` copies of one gymnax or JaxMARL algorithm (seeds `config.seed + i`), trained in one jitted,
+    vmapped step."""
 
     def __init__(self, config: Any, num_seeds: int):
         from jaxrl_modules.algorithms.algorithm_config import AlgorithmConfig
@@ -90,9 +96,9 @@ class MultiSeedAlgorithm:
             v.fail("num_seeds (--num-seeds)", "an int >= 1", num_seeds)
         if not isinstance(config, AlgorithmConfig):
             v.fail("MultiSeedAlgorithm's config", "an AlgorithmConfig such as PPOConfig()", config, TypeError)
-        if not is_gymnax(config.env):
-            raise ValueError(f"num_seeds (--num-seeds) needs a gymnax env ('gymnax:<id>'), whose seeds train together in one "
-                             f"jit; got env {config.env!r}")
+        if not (is_gymnax(config.env) or is_jaxmarl(config.env)):
+            raise ValueError(f"num_seeds (--num-seeds) needs a gymnax env ('gymnax:<id>') or a JaxMARL env ('jaxmarl:<name>'), "
+                             f"whose seeds train together in one jit; got env {config.env!r}")
         cls = config.get_algorithm_class()
         if not issubclass(cls, DrivenAlgorithm) or issubclass(cls, BC):
             raise ValueError(f"num_seeds (--num-seeds) needs an algorithm with an all-in-jit mode (PPO, DQN, SAC or one "
@@ -136,17 +142,17 @@ class MultiSeedAlgorithm:
         for key in NONFINITE_KEYS:
             metrics.pop(key, None)
         returns = [copy.copy(r) for r in self._returns]
-        per_seed = [self._seed_result({k: x[i] for k, x in metrics.items()}, returns[i]) for i in range(self.num_seeds)]
+        per_seed = [self._seed_result(_seed_slice(metrics, i), returns[i]) for i in range(self.num_seeds)]
         self.state, self._returns, self.iteration = state, returns, iteration
         elapsed = time.perf_counter() - start
         for result in per_seed:
             result["training_iteration"], result["time_this_iter_s"] = iteration, elapsed
-        learner_keys = per_seed[0]["learners"][DEFAULT_MODULE_ID]
+        learners = per_seed[0]["learners"]  # {module_id: {metric: value}}: one module, or a JaxMARL run's policies
         return {"env_runners": {"episode_return_mean": _nanmean(r["env_runners"]["episode_return_mean"] for r in per_seed),
                                 "num_episodes": sum(r["env_runners"]["num_episodes"] for r in per_seed)},
                 "num_env_steps_sampled_lifetime": sum(r["num_env_steps_sampled_lifetime"] for r in per_seed),
-                "learners": {DEFAULT_MODULE_ID: {k: _nanmean(r["learners"][DEFAULT_MODULE_ID][k] for r in per_seed)
-                                                 for k in learner_keys}},
+                "learners": {mid: {k: _nanmean(r["learners"][mid][k] for r in per_seed) for k in keys}
+                             for mid, keys in learners.items()},
                 "training_iteration": iteration, "time_this_iter_s": elapsed, "seeds": per_seed}
 
     def _raise_nonfinite(self, metrics: dict, state: Any, iteration: int) -> None:
@@ -162,7 +168,7 @@ class MultiSeedAlgorithm:
         name = self._names[int(codes[i])]
         where = f"seed {self.seeds[i]} (seed index {i} of {self.num_seeds}"
         where += f"; seed indices {bad.tolist()} met non-finite values)" if bad.size > 1 else ")"
-        m = {k: x[i] for k, x in metrics.items()}
+        m = _seed_slice(metrics, i)
         if self._ppo:
             params = jax.tree_util.tree_map(lambda x: x[i], self._algo.driver.learner.params(state.learner))
             detail = describe_named(name, {"metrics": m, "params": params}) or "inside the jitted iteration"

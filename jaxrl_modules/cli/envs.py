@@ -85,6 +85,7 @@ def _check_env(algo: str, flag_env: str, env_id: str, env_config: dict, flatten_
     """Builds the env once and checks its spaces against the flags (see `apply_env_flags`)."""
     import gymnasium as gym
 
+    from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl, make_jaxmarl
     from jaxrl_modules.envs.registry import EnvConfigError, is_gymnax, make_env, make_gymnax
 
     try:
@@ -93,6 +94,11 @@ def _check_env(algo: str, flag_env: str, env_id: str, env_config: dict, flatten_
 
             gx_env, params = make_gymnax(env_id, env_config)
             obs_space, multi = to_gymnasium(gx_env.observation_space(params)), False
+        elif is_jaxmarl(env_id):
+            from jaxrl_modules.algorithms.jaxmarl_runner import to_gymnasium as marl_space
+
+            marl = make_jaxmarl(env_id, env_config)
+            obs_space, multi = marl_space(marl.observation_space(marl.agents[0])), True
         else:
             made = make_env(env_id, env_config)
             multi = hasattr(made, "possible_agents") and getattr(made, "observation_space", None) is None

@@ -310,6 +310,7 @@ def _rollout_multi(config: Any, ckpt: Path, spec: EnvSpec, args: argparse.Namesp
 
     from jaxrl_modules.algorithms.algorithm import COMPONENT_PREFIX
     from jaxrl_modules.algorithms.jax_evaluate import exploration_kwargs
+    from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl, make_jaxmarl
     from jaxrl_modules.algorithms.multi_agent_env_runner import evaluate_multi_agent
 
     mids = _module_ids(ckpt)
@@ -337,8 +338,15 @@ def _rollout_multi(config: Any, ckpt: Path, spec: EnvSpec, args: argparse.Namesp
                              f"{spec.agent_to_module}")
         return table[agent]
 
-    return evaluate_multi_agent(config, act, {mid: p for mid, (_, p) in loaded.items()}, mids, args.episodes, args.seed,
-                                mapping_fn=mapping)
+    params = {mid: p for mid, (_, p) in loaded.items()}
+    if is_jaxmarl(spec.env):  # every episode in one jitted loop over vmapped JaxMARL envs
+        from jaxrl_modules.algorithms.jaxmarl_runner import JaxMarlRunner
+
+        env = make_jaxmarl(spec.env, spec.env_config)
+        reads = any(getattr(type(m), "reads_global_state", False) for m, _ in loaded.values())
+        runner = JaxMarlRunner(env, args.episodes, {a: mapping(a, 0) for a in env.agents}, mids, global_state=reads)
+        return runner.evaluate(act, params, args.episodes, seed=args.seed)
+    return evaluate_multi_agent(config, act, params, mids, args.episodes, args.seed, mapping_fn=mapping)
 
 
 def _evaluate_one(kind: str, ckpt: Path, args: argparse.Namespace, record: Optional[Path], frames: Optional[list],

@@ -47,7 +47,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train an algorithm with its default module", formatter_class=formatter)
     t.add_argument("--algo", default="ppo", help="ppo, dqn, sac, or bc (bc: --config input_=<.npz or dir>)")
-    t.add_argument("--env", default="CartPole-v1", help="gymnasium id, or gymnax:<id> for the all-in-jit path")
+    t.add_argument("--env", default="CartPole-v1", help="gymnasium id, or gymnax:<id> / jaxmarl:<name> for the all-in-jit path")
     t.add_argument("--config", nargs="*", default=[],
                    help=f"overrides key=value (training or model settings; `{PROG} config --algo A` lists them)")
     t.add_argument("--iterations", type=int, default=200, help="training iterations (at most)")
@@ -86,7 +86,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
                    help="wrap ale_py:ALE/<Game>-v5 envs with wrap_atari_for_new_api_stack (pip install .[atari])")
     # seeds (jaxrl_modules/cli/seeds.py)
     t.add_argument("--num-seeds", type=int, default=1, metavar="N",
-                   help="gymnax envs: train N seeds (seed, seed+1, ...) vmapped in one jit")
+                   help="gymnax/JaxMARL envs: train N seeds (seed, seed+1, ...) vmapped in one jit")
     e = sub.add_parser("evaluate", help="roll out a saved module with deterministic actions", formatter_class=formatter)
     e.add_argument("checkpoint", help="runs/<name>/checkpoints/<iteration>/algorithm or a saved module directory")
     e.add_argument("--episodes", type=int, default=10, help="episodes to roll out")

@@ -103,9 +103,9 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 def _build(config: Any, args: argparse.Namespace) -> Any:
     """The algorithm (`MultiSeedAlgorithm` for `--num-seeds` > 1); bad envs or spaces are UsageErrors."""
-    if args.num_seeds > 1 and not str(args.env).startswith("gymnax:"):
-        raise UsageError(f"--num-seeds {args.num_seeds} needs a gymnax env (--env gymnax:<id>, all seeds train in one "
-                         f"jit); got --env {args.env!r}")
+    if args.num_seeds > 1 and not str(args.env).startswith(("gymnax:", "jaxmarl:")):
+        raise UsageError(f"--num-seeds {args.num_seeds} needs a gymnax or JaxMARL env (--env gymnax:<id> or jaxmarl:<name>, "
+                         f"all seeds train in one jit); got --env {args.env!r}")
     try:
         if args.num_seeds > 1:
             from jaxrl_modules.algorithms.multi_seed import MultiSeedAlgorithm
