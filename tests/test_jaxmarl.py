@@ -262,18 +262,30 @@ def test_per_agent_policies_act_and_learn_on_their_own_agents_rows_only():
 def test_the_command_line_trains_evaluates_and_vmaps_seeds_on_a_jaxmarl_env(tmp_path, capsys):
     from jaxrl_modules.cli import main
 
-    common = ["--env", SPREAD, "--runs-dir", str(tmp_path), "--quiet", "--iterations", "2", "--checkpoint-every", "2",
-              "--num-envs", "2", "--config", "fcnet_hiddens=[8]", "train_batch_size_per_learner=64", "minibatch_size=32",
-              "num_epochs=1"]
+    base = ["--env", SPREAD, "--runs-dir", str(tmp_path), "--quiet", "--iterations", "2", "--checkpoint-every", "2",
+            "--num-envs", "2"]
+    common = base + ["--config", "fcnet_hiddens=[8]", "train_batch_size_per_learner=64", "minibatch_size=32", "num_epochs=1"]
     assert main(["train", "--name", "one", *common]) == 0
     meta = json.loads((tmp_path / "one" / "checkpoints" / "2" / "algorithm" / "algorithm.json").read_text())
     assert meta["env"]["multi_agent"] and meta["env"]["agent_to_module"] == [[f"agent_{i}", "default_policy"] for i in range(3)]
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "one" / "checkpoints" / "2" / "algorithm"), "--episodes", "3"]) == 0
     out = capsys.readouterr().out
-    assert "3 episodes" in out or "episodes: 3" in out or out.count("\n") >= 1, out
+    assert "env: jaxmarl:MPE_simple_spread_v3" in out and "mean return over 3 episodes: -" in out, out
     assert main(["train", "--name", "seeds", "--num-seeds", "2", *common]) == 0
-    assert main(["train", "--name", "dqn", *common[:-8], "--algo", "dqn"]) == 2
-    assert "multi-agent env, which only --algo ppo trains" in capsys.readouterr().err
-    assert main(["train", "--name", "typo", *common, "--env-config", "num_agent=4"]) == 2
-    assert "--env-config key 'num_agent'" in capsys.readouterr().err
+    for bad, message in ((["--name", "dqn", *base, "--algo", "dqn"], "multi-agent env, which only --algo ppo trains"),
+                         (["--name", "typo", *common, "--env-config", "num_agent=4"], "--env-config key 'num_agent'")):
+        with pytest.raises(SystemExit) as info:
+            main(["train", *bad])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("algo", ["dqn", "sac"])
+def test_off_policy_algorithms_refuse_jaxmarl_envs_by_name(algo):
+    from jaxrl_modules.algorithms.dqn import DQNConfig
+    from jaxrl_modules.algorithms.sac import SACConfig
+
+    config = {"dqn": DQNConfig, "sac": SACConfig}[algo]().environment(SPREAD)
+    with pytest.raises(ValueError, match=r"(DQN|SAC) does not train on JaxMARL envs.*expected PPOConfig"):
+        config.build()

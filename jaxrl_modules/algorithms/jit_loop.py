@@ -56,6 +56,9 @@ class JitLoop(CheckedIteration):
         self.config = config
         self.connector: Any = None  # the env-to-module connector built, if any (runner.obs_fn)
         mapping = None
+        if is_jaxmarl(config.env) and stateless_only:
+            raise ValueError(f"{stateless_only} does not train on JaxMARL envs: their agents act through a MultiRLModule, "
+                             f"which PPO's learners train; expected PPOConfig for {config.env!r}")
         if is_jaxmarl(config.env):  # policies mapped once from the agent ids (all to default_policy without multi_agent())
             env = make_jaxmarl(config.env, config.env_config)
             mapping = resolve_mapping(config, list(env.agents))

@@ -120,12 +120,14 @@ def _build_config(algo: str, env: str, overrides: dict, num_envs: Optional[int],
 
 
 def _is_multi_agent_env(algo: str, config: Any, atari: bool) -> bool:
-    """Whether `--env` (already checked by `apply_env_flags`) is a multi-agent env: only PPO trains one, on
-    gymnasium-style envs (not gymnax, not Atari); the env is built once more to tell."""
+    """Whether `--env` (already checked by `apply_env_flags`) is a multi-agent env of the host loop: only PPO
+    trains one, on gymnasium-style envs (not gymnax, not Atari; a JaxMARL env trains in one jit, over
+    `--num-envs` envs); the env is built once more to tell."""
+    from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl
     from jaxrl_modules.algorithms.multi_agent_env_runner import is_multi_agent_env
     from jaxrl_modules.envs.registry import is_gymnax, make_env
 
-    if algo != "ppo" or atari or is_gymnax(config.env):
+    if algo != "ppo" or atari or is_gymnax(config.env) or is_jaxmarl(config.env):
         return False
     env = make_env(config.env, config.env_config)
     try:
