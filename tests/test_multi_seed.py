@@ -302,7 +302,8 @@ def test_num_seeds_must_be_a_positive_int(num_seeds, exc, message):
 
 
 def test_needs_a_gymnax_env_and_an_all_in_jit_algorithm():
-    with pytest.raises(ValueError, match=r"num_seeds \(--num-seeds\) needs a gymnax env .* or a JaxMARL env .*got 'CartPole-v1'"):
+    with pytest.raises(ValueError, match=r"num_seeds \(--num-seeds\) needs a gymnax env .* or a JaxMARL env "
+                                         r".*got env 'CartPole-v1'"):
         MultiSeedAlgorithm(ppo_config().environment("CartPole-v1"), 2)
     with pytest.raises(ValueError, match=r"needs an algorithm with an all-in-jit mode \(PPO, DQN, SAC or one whose "
                                          r"driver make_driver builds\); BC has none"):
