@@ -77,9 +77,11 @@ def test_smax_units_that_die_leave_the_loss_and_training_stays_finite():
     smax = "jaxmarl:HeuristicEnemySMAX"
     runner = JaxMarlRunner(make_jaxmarl(smax, {"scenario": "3m"}), 4, {f"ally_{i}": "default_policy" for i in range(3)})
     state = runner.reset(jax.random.key(0))
-    _, traj, _ = jax.jit(lambda s: runner.rollout(random_act(runner.action_space.n), None, s, jax.random.key(1), 120))(state)
+    _, traj, stats = jax.jit(lambda s: runner.rollout(random_act(runner.action_space.n), None, s, jax.random.key(1), 120))(state)
     mask = np.asarray(traj["default_policy"][Columns.LOSS_MASK])
     done = np.asarray(traj["default_policy"][Columns.TERMINATEDS])
+    # an episode's end terminates every agent's row, survivors included (SMAX's own per-agent done is "dead")
+    assert done.reshape(120, 4, 3).all(axis=2).sum() == int(stats["episodes"]) > 0
     episode_over = np.repeat(done.reshape(120, 4, 3).all(axis=2), 3, axis=1)
     died_early = done & ~episode_over  # a unit died while its team fought on
     assert died_early.any(), "random play should lose units before the episode ends"
@@ -109,6 +111,13 @@ def test_train_runs_the_jitted_iteration_and_four_vmapped_seeds_differ():
     assert result["num_env_steps_sampled_lifetime"] == 4 * 32 and np.isfinite(result["env_runners"]["episode_return_mean"])
     per_module = result["env_runners"]["module_episode_returns_mean"]
     assert list(per_module) == ["default_policy"] and per_module["default_policy"] == result["env_runners"]["episode_return_mean"]
+    from jaxrl_modules.algorithms.multi_seed import MultiSeedAlgorithm
+
+    seeds = MultiSeedAlgorithm(config(), 2)
+    per_seed = seeds.train()["seeds"]
+    for i, r in enumerate(per_seed):
+        assert r["env_runners"]["module_episode_returns_mean"]["default_policy"] == r["env_runners"]["episode_return_mean"]
+        assert seeds.algorithm_for_seed(i)._module_returns["default_policy"].last == r["env_runners"]["episode_return_mean"]
     evaluation = algo.evaluate(3)["env_runners"]
     assert len(evaluation["episode_returns"]) == 3 and all(np.isfinite(evaluation["episode_returns"]))
     assert algo.evaluate(3)["env_runners"]["episode_returns"] == evaluation["episode_returns"]  # seeded: the same

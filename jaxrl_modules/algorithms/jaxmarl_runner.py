@@ -2,7 +2,7 @@
 inside `jax.jit` (issue 12).
 
 Every agent of every env is one batch row: `num_envs` vmapped envs of A agents give `[num_envs * A]`
-rows per step (agent-major within each env). Agents act through the MultiRLModule's policies by a
+rows per step (row `env * A + agent`: the agents of one env are contiguous). Agents act through the MultiRLModule's policies by a
 mapping resolved once from the env's agent ids; without `multi_agent()` every agent maps to one shared
 `default_policy` (JaxMARL's IPPO default). Each policy acts on its agents' rows (gathered by static
 indices when every policy has as many agents; else on all rows, each row taking the action of its
@@ -109,7 +109,7 @@ def to_gymnasium(space: Any) -> gym.Space:
 
 
 class MarlRunnerState(NamedTuple):
-    obs: Any  # [num_envs * A, ...] rows (a Dict {obs, global_state} for a module that reads the global state)
+    obs: Any  # [num_envs * A, ...] rows, env-major (a Dict {obs, global_state} for a module that reads the global state)
     env_state: Any
     agent_return: jax.Array  # [num_envs * A]: each agent's return so far in its episode
     alive: jax.Array  # [num_envs * A] bool: the agent is not done (JaxMARL's per-agent dones)
@@ -136,6 +136,11 @@ class JaxMarlRunner:
         self.mapping = dict(mapping)
         self.module_ids = list(module_ids) if module_ids is not None else sorted(set(self.mapping.values()))
         self.global_state = bool(global_state)
+        missing = [a for a in self.agents if a not in self.mapping]
+        unknown = sorted({str(m) for m in self.mapping.values() if m not in self.module_ids})
+        if missing or unknown:
+            raise ValueError(f"the agent-to-module mapping {self.mapping} must map every agent of the env {self.agents} to "
+                             f"one of the modules {self.module_ids}; agents missing: {missing}, unknown modules: {unknown}")
         self.agent_index = {mid: [j for j, a in enumerate(self.agents) if self.mapping[a] == mid] for mid in self.module_ids}
         counts = {len(ix) for ix in self.agent_index.values()}
         self.gathered = len(counts) == 1 and 0 not in counts  # each policy's own rows only (equal shapes)
@@ -199,7 +204,7 @@ class JaxMarlRunner:
         return {mid: self.take(obs, mid) for mid in self.module_ids}
 
     def _rows(self, per_agent: dict) -> jax.Array:
-        """`{agent: [num_envs, ...]}` -> `[num_envs * A, ...]` (agent-major within each env)."""
+        """`{agent: [num_envs, ...]}` -> `[num_envs * A, ...]` (row `env * A + agent`)."""
         stacked = jnp.stack([per_agent[a] for a in self.agents], axis=1)
         return stacked.reshape((self.num_envs * self.num_agents,) + stacked.shape[2:])
 
@@ -228,7 +233,8 @@ class JaxMarlRunner:
     def rollout(self, act_fn: Callable, params: Any, state: MarlRunnerState, rng: jax.Array, steps: int,
                 t0: Any = None) -> tuple:
         """`steps` env steps of every env: `(state, {module_id: traj [T, num_rows, ...]}, stats)`.
-        TERMINATEDS is each agent's done (JaxMARL resets in the same step, so nothing is bootstrapped);
+        TERMINATEDS is each agent's done or its env's episode end (JaxMARL resets in the same step, so nothing is
+        bootstrapped);
         LOSS_MASK is "mapped to the module and alive when acting". stats: the team and per-module sums of
         the returns of the episodes that ended, and their count."""
         E, A = self.num_envs, self.num_agents
@@ -245,13 +251,16 @@ class JaxMarlRunner:
             reward_rows, done_rows = self._rows(reward), self._rows(done)
             ended = jnp.repeat(done["__all__"], A)  # per row: its env's episode ended (and was reset)
             ret = state.agent_return + reward_rows
+            # an agent's own done (SMAX: the unit died) or its env's episode over (SMAX survivors of a won or
+            # timed-out episode are not "done" themselves, but the env resets): GAE must not run across it
             common = {Columns.OBS: obs_in, Columns.ACTIONS: acted, Columns.REWARDS: reward_rows,
-                      Columns.TERMINATEDS: done_rows, Columns.TRUNCATEDS: jnp.zeros(E * A, bool)}
+                      Columns.TERMINATEDS: done_rows | ended, Columns.TRUNCATEDS: jnp.zeros(E * A, bool)}
             rec = {mid: {**self.take({**common, Columns.LOSS_MASK: masks[mid] & state.alive}, mid),
                          Columns.ACTION_LOGP: out[mid][Columns.ACTION_LOGP],
                          Columns.ACTION_DIST_INPUTS: out[mid][Columns.ACTION_DIST_INPUTS]} for mid in self.module_ids}
             ended_ret = jnp.where(ended, ret, 0.0)
-            sums = {mid: jnp.where(masks[mid], ended_ret, 0.0).sum() for mid in self.module_ids}
+            sums = {mid: jnp.where(masks[mid], ended_ret, 0.0).sum() if self.agent_index[mid] else jnp.nan
+                    for mid in self.module_ids}  # NaN for a policy no agent maps to (frozen), as the host loop
             new = MarlRunnerState(self._obs_rows(obs), env_state, jnp.where(ended, 0.0, ret), ended | ~done_rows)
             return new, (rec, {"team": ended_ret.sum(), "modules": sums, "episodes": done["__all__"].sum()})
 

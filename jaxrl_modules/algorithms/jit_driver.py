@@ -1,4 +1,4 @@
-"""The all-in-jit drivers (gymnax envs): every `train()` is one jitted call on the whole train state.
+"""The all-in-jit drivers (gymnax and JaxMARL envs): every `train()` is one jitted call on the whole train state.
 
 `pieces` is a `jit_loop.JitLoop` over any learner (`driver.make_driver` builds it: PPO's learner, DQN's
 or SAC's in a `ReplayLearner`, a user's own): config, module, learner, runner and the pure

@@ -38,7 +38,8 @@ class JitLoop(CheckedIteration):
     pure `init(rng) -> TrainState` and `iteration(state) -> (state, metrics)`.
 
     `make_learner(module, config, num_envs)` builds the learner (default: the config's learner class;
-    `num_envs` is the batch rows of one env step: envs, or envs x agents for a JaxMARL env);
+    `num_envs` is a policy's batch rows of one env step: envs, or for a JaxMARL env envs x the agents a
+    policy acts for: all of them, or its own when gathered);
     `steps` is each iteration's rollout length per env (default `config.rollout_length()`);
     `stateless_only` names an algorithm that refuses recurrent modules (DQN, SAC)."""
 

@@ -31,7 +31,7 @@ import numpy as np
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm import Algorithm, read_json_object
 from jaxrl_modules.algorithms.env_runner import EpisodeReturns
-from jaxrl_modules.algorithms.jit_driver import NONFINITE_KEYS, IterationDriver, JitDriver
+from jaxrl_modules.algorithms.jit_driver import module_return_results, NONFINITE_KEYS, IterationDriver, JitDriver
 from jaxrl_modules.algorithms.nonfinite import NonFiniteError, describe_named
 from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl
 from jaxrl_modules.envs.registry import is_gymnax
@@ -126,6 +126,8 @@ class MultiSeedAlgorithm:
         self.state = jax.jit(jax.vmap(init))(keys)
         self._step = jax.jit(jax.vmap(step))  # built once: every train() reuses its one compilation
         self._returns = [EpisodeReturns() for _ in self.seeds]  # each seed's carried episode_return_mean
+        ids = driver.module_returns  # per module (JaxMARL runs), carried per seed; not in multi_seed.json
+        self._module_returns = None if ids is None else [{mid: EpisodeReturns() for mid in ids} for _ in self.seeds]
 
     # ----------------------------------------------------------------- training
     def train(self) -> dict:
@@ -143,7 +145,14 @@ class MultiSeedAlgorithm:
             metrics.pop(key, None)
         returns = [copy.copy(r) for r in self._returns]
         per_seed = [self._seed_result(_seed_slice(metrics, i), returns[i]) for i in range(self.num_seeds)]
+        module_returns = None
+        if self._module_returns is not None:  # a JaxMARL run: each seed's per-module returns, as its train() gives them
+            module_returns = [{mid: copy.copy(r) for mid, r in seed.items()} for seed in self._module_returns]
+            for i, result in enumerate(per_seed):
+                result["env_runners"]["module_episode_returns_mean"] = module_return_results(
+                    _seed_slice(metrics, i), module_returns[i])
         self.state, self._returns, self.iteration = state, returns, iteration
+        self._module_returns = module_returns
         elapsed = time.perf_counter() - start
         for result in per_seed:
             result["training_iteration"], result["time_this_iter_s"] = iteration, elapsed
@@ -199,6 +208,8 @@ class MultiSeedAlgorithm:
         single._set_state(self._seed_state(index))
         single.iteration = self.iteration
         single._returns = copy.copy(self._returns[index])
+        if self._module_returns is not None:
+            single._module_returns = {mid: copy.copy(r) for mid, r in self._module_returns[index].items()}
         return single
 
     def get_module(self, module_id: Optional[str] = None) -> Any:

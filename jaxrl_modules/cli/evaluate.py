@@ -345,6 +345,10 @@ def _rollout_multi(config: Any, ckpt: Path, spec: EnvSpec, args: argparse.Namesp
         env = make_jaxmarl(spec.env, spec.env_config)
         reads = any(getattr(type(m), "reads_global_state", False) for m, _ in loaded.values())
         runner = JaxMarlRunner(env, args.episodes, {a: mapping(a, 0) for a in env.agents}, mids, global_state=reads)
+        if config.env_to_module_connector is not None:  # the connector the run trained with, as JitLoop binds it
+            connector = config.env_to_module_connector(env)
+            connector.set_spaces(runner.observation_space, runner.action_space)
+            runner.obs_fn = connector
         return runner.evaluate(act, params, args.episodes, seed=args.seed)
     return evaluate_multi_agent(config, act, params, mids, args.episodes, args.seed, mapping_fn=mapping)
 

@@ -84,7 +84,7 @@ class PPOLearner:
         `config.policies_to_train` (None: all) picks the modules updated, checked against the module's
         ids; `train_all=True` ignores it (a StackedPPOLearner's per-policy learner: it picks itself).
         `rows`: the rows of one iteration's batch, which `lr_schedule` counts minibatches of (default
-        `rows_per_iteration(config)`; a JaxMARL loop's has a row per agent of every env)."""
+        `rows_per_iteration(config)`; a JaxMARL loop's has a row per env and agent the policy acts for)."""
         from jaxrl_modules.multi_rl_module import MultiRLModule
 
         self.module = module

@@ -75,7 +75,8 @@ def make_ppo_learner(module: Any, config: Any, num_envs: Optional[int] = None) -
     """PPO's learner for `module`: for a MultiRLModule, its policies (the modules with an action space)
     train as one vmapped `StackedPPOLearner` update when they are identical independent policies (a
     plain MultiRLModule of one module class and spec), else through one `PPOLearner` over the dict.
-    `num_envs`: the batch rows of one env step (a JaxMARL loop's: envs x agents), for lr_schedule's count;
+    `num_envs`: a policy's batch rows of one env step (a JaxMARL loop's: envs x the agents it acts for), for
+    lr_schedule's count;
     None: the config's single-agent count."""
     from jaxrl_modules.multi_rl_module import MultiRLModule
 
