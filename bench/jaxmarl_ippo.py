@@ -21,27 +21,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import distrax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import jaxmarl
 import numpy as np
 import optax
 
-
-class ActorCritic(nn.Module):
-    action_dim: int
-
-    @nn.compact
-    def __call__(self, x):
-        ortho = nn.initializers.orthogonal
-        a = jnp.tanh(nn.Dense(64, kernel_init=ortho(np.sqrt(2)))(x))
-        a = jnp.tanh(nn.Dense(64, kernel_init=ortho(np.sqrt(2)))(a))
-        logits = nn.Dense(self.action_dim, kernel_init=ortho(0.01))(a)
-        c = jnp.tanh(nn.Dense(64, kernel_init=ortho(np.sqrt(2)))(x))
-        c = jnp.tanh(nn.Dense(64, kernel_init=ortho(np.sqrt(2)))(c))
-        return distrax.Categorical(logits=logits), nn.Dense(1, kernel_init=ortho(1.0))(c)[..., 0]
+from purejaxrl_ppo import ActorCritic  # the same two-tower network: JaxMARL's IPPO is PureJaxRL's
 
 
 class Transition(NamedTuple):

@@ -55,13 +55,13 @@ def scanned_result(m: dict, returns: EpisodeReturns) -> dict:
 def module_return_results(m: dict, module_returns: dict) -> dict:
     """`{module_id: episode_return_mean}` of one or a scan of jitted iterations' metrics (the returns of the
     agents mapped to each module, carried like `episode_return_mean`); updates `module_returns`."""
-    ended = np.atleast_1d(m["num_episodes"]) > 0
-    count = int(np.sum(np.atleast_1d(m["num_episodes"])))
+    episodes = np.atleast_1d(m["num_episodes"])
+    ended = episodes > 0
     out = {}
     for mid, returns in module_returns.items():
         means = np.atleast_1d(m[f"{MODULE_RETURN_PREFIX}{mid}"])
-        total = float(np.sum(means[ended] * np.atleast_1d(m["num_episodes"])[ended]))
-        out[mid] = returns.update_sum(total, count)["episode_return_mean"]
+        total = float(np.sum(means[ended] * episodes[ended]))
+        out[mid] = returns.update_sum(total, int(episodes.sum()))["episode_return_mean"]
     return out
 
 
