@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 from jaxrl_modules.atomic_dir import atomic_dir, new_save_id, path_text, read_consistently
+from jaxrl_modules.distributed import orbax_this_process
 from jaxrl_modules.model_config import DefaultModelConfig
 from jaxrl_modules.rl_module_spec import RLModuleSpec
 from jaxrl_modules.serialization import space_from_json, space_to_json
@@ -169,7 +170,7 @@ def _write_module(module: Any, params: Any, directory: Path) -> None:
     import orbax.checkpoint as ocp
 
     params = jax.device_get(params)
-    with ocp.StandardCheckpointer() as ckptr:
+    with ocp.StandardCheckpointer(multiprocessing_options=orbax_this_process()) as ckptr:
         ckptr.save(directory / "params", params)
         ckptr.wait_until_finished()
     with open(directory / "class.pkl", "wb") as f:
@@ -317,7 +318,7 @@ def _restore_tree(path: Path, abstract: Any) -> Any:
 
     target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), abstract)
     try:
-        with ocp.StandardCheckpointer() as ckptr:
+        with ocp.StandardCheckpointer(multiprocessing_options=orbax_this_process()) as ckptr:
             restored = ckptr.restore(path / "params", target)
     except _ORBAX_ERRORS as err:
         raise ValueError(f"Corrupt checkpoint {str(path)!r}: cannot read params/ ({type(err).__name__}: {err})") from None

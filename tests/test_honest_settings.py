@@ -708,6 +708,7 @@ SETTINGS = {
     "env_to_module_connector": {ALL: (T + "test_env_to_module_connector_shapes_the_module_input", REFUSE),
                                 "BC": REFUSE},
     "num_env_runners": {ALL: "tests/test_num_env_runners.py", "BC": REFUSE},
+    "num_learners": "tests/test_data_parallel.py::test_n_learners_update_equals_one_learner_update",
     "model_config": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module"},
     "rl_module_spec": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module",
                        "DQN": REFUSE, "SAC": REFUSE, "BC": REFUSE},
@@ -793,7 +794,7 @@ def accepted_settings(cls):
     keyword arguments of its builder methods (api_stack's switches are one setting, "api_stack")."""
     config = cls()
     names = set(config.settings_table()) | set(vars(config)) | set(config._training_keys()) | {"api_stack"}
-    for method in ("environment", "env_runners", "rl_module", "multi_agent", "evaluation", "debugging", "offline_data"):
+    for method in ("environment", "env_runners", "learners", "rl_module", "multi_agent", "evaluation", "debugging", "offline_data"):
         if hasattr(config, method):
             params = inspect.signature(getattr(config, method)).parameters.values()
             names |= {p.name for p in params if p.kind is not p.VAR_KEYWORD}

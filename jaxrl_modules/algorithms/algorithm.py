@@ -224,11 +224,21 @@ class Algorithm:
     def save_to_path(self, path: Any) -> str:
         """Everything to resume: params, optimizer state, RNG, counters (and, all-in-jit, env state),
         plus a module checkpoint under `learner_group/learner/rl_module/<module_id>`. Saved as
-        safely and atomically as a module checkpoint (`jaxrl_modules.atomic_dir`)."""
+        safely and atomically as a module checkpoint (`jaxrl_modules.atomic_dir`).
+
+        In a multi-process run (`jax.distributed`) every process must call it: the state is gathered
+        from all of them and process 0 alone writes; every process returns once it is written."""
         from jaxrl_modules.checkpoint import save_dir
+        from jaxrl_modules.distributed import barrier, is_primary
 
         write = self._checkpoint_writer()
-        return save_dir(path, write, "algorithm")
+        if not is_primary():
+            barrier("jaxrl_modules save_to_path")
+            return str(Path(path).expanduser().absolute())
+        try:
+            return save_dir(path, write, "algorithm")
+        finally:
+            barrier("jaxrl_modules save_to_path")
 
     def write_checkpoint(self, directory: Any) -> None:
         """Writes the checkpoint `save_to_path` writes into `directory`, an existing empty folder
@@ -236,16 +246,24 @@ class Algorithm:
         directory = Path(directory)
         if not directory.is_dir() or any(directory.iterdir()):
             raise ValueError(f"write_checkpoint needs an existing empty directory; got {str(directory)!r}")
-        self._checkpoint_writer()(directory)
+        from jaxrl_modules.distributed import barrier, is_primary
+
+        write = self._checkpoint_writer()
+        try:
+            if is_primary():
+                write(directory)
+        finally:
+            barrier("jaxrl_modules write_checkpoint")
 
     def _checkpoint_writer(self) -> Any:
         """A function of a folder that writes this algorithm's checkpoint into it (state captured now)."""
         from jaxrl_modules.atomic_dir import new_save_id
         from jaxrl_modules.checkpoint import _write_json, _write_module, check_params
+        from jaxrl_modules.distributed import host_values
 
-        params = self._params()
+        params = host_values(self._params())  # a multi-process run's arrays gathered from every process
         check_params(self.module, params)
-        state = self._state()
+        state = host_values(self._state())
         env = self.env_entry()
         carried = self._carried_returns()
 

@@ -27,6 +27,7 @@ class AlgorithmConfig:
         self.normalize_actions = True  # RLlib's defaults: the module acts in [-1, 1] on bounded Boxes
         self.clip_actions = False
         self.num_envs_per_env_runner = 1
+        self.num_learners: Any = 0  # RLlib's default: one learner (on the default device)
         self.rollout_fragment_length: Any = "auto"
         self.env_to_module_connector: Optional[Callable] = None
         self.model_config: Any = None
@@ -61,6 +62,7 @@ class AlgorithmConfig:
             "rollout_fragment_length": v.literal_or("auto", v.positive_int),
             "env_to_module_connector": v.callable_or_none(),
             "num_env_runners": v.nonnegative_int,
+            "num_learners": v.literal_or("auto", v.nonnegative_int),
             "model_config": v.instance_of(dict, DefaultModelConfig, what="a dict or DefaultModelConfig"),
             "rl_module_spec": v.instance_of(RLModuleSpec, MultiRLModuleSpec),
             "policies": _policies_check(),
@@ -223,6 +225,17 @@ class AlgorithmConfig:
         self._set(**{k: val for k, val in given.items() if val is not _NOT_PROVIDED})
         return self
 
+    def learners(self, *, num_learners: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
+        """`num_learners` (an int >= 0 or "auto", default 0): data-parallel training over that many of JAX's
+        devices (`jax.sharding.Mesh`; "auto": all of them, every process's after `jax.distributed.initialize`;
+        0 and 1: one). Params and optimizer state are replicated, each batch is split along its rows and the
+        gradients are averaged across devices inside the compiled update (`algorithms/data_parallel.py`).
+        As in RLlib, `train_batch_size_per_learner` (default `train_batch_size // num_learners`) and
+        `minibatch_size` are per learner: the global batch is per-learner x num_learners."""
+        if num_learners is not _NOT_PROVIDED:
+            self._set(num_learners=num_learners)
+        return self
+
     def rl_module(self, *, model_config: Any = _NOT_PROVIDED, rl_module_spec: Any = _NOT_PROVIDED) -> "AlgorithmConfig":
         if model_config is not _NOT_PROVIDED:
             self._set(model_config=model_config)
@@ -307,13 +320,27 @@ class AlgorithmConfig:
 
         return self.policies is not None or isinstance(self.rl_module_spec, MultiRLModuleSpec)
 
+    def learner_count(self) -> int:
+        """Devices the update runs on (`learners(num_learners=...)`; 1 by default)."""
+        from jaxrl_modules.algorithms.data_parallel import num_learners
+
+        return num_learners(self)
+
     def batch_size(self) -> int:
-        return int(self.train_batch_size_per_learner or self.train_batch_size)
+        """The train batch per learner: `train_batch_size_per_learner`, else `train_batch_size` split
+        over the learners (RLlib's rule)."""
+        if self.train_batch_size_per_learner:
+            return int(self.train_batch_size_per_learner)
+        return max(1, int(self.train_batch_size) // self.learner_count())
+
+    def total_batch_size(self) -> int:
+        """The global train batch: per learner x learners (what an iteration samples)."""
+        return self.batch_size() * self.learner_count()
 
     def rollout_length(self) -> int:
-        """Steps per env per iteration: `rollout_fragment_length`, or "auto" = batch / num_envs."""
+        """Steps per env per iteration: `rollout_fragment_length`, or "auto" = global batch / num_envs."""
         if self.rollout_fragment_length == "auto":
-            return max(1, self.batch_size() // self.num_envs_per_env_runner)
+            return max(1, self.total_batch_size() // self.num_envs_per_env_runner)
         return int(self.rollout_fragment_length)
 
     def merged_model_config(self, spec_config: Any = None) -> Any:

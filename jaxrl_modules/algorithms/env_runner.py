@@ -181,7 +181,8 @@ class GymEnvRunner:
         self.num_envs = total_envs(config)
         self.envs = make_vector_env(config)
         try:
-            self.obs, _ = self.envs.reset(seed=config.seed)
+            # a multi-process run's processes step different envs: process i's are seeded after process i-1's
+            self.obs, _ = self.envs.reset(seed=config.seed + jax.process_index() * self.num_envs)
         except BaseException:
             self.envs.close()
             raise

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
+from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.env_runner import (EpisodeReturns, GymEnvRunner, evaluate_policy, make_act_fn,
                                                  reject_stateful)
 from jaxrl_modules.algorithms.learner import Rollout, default_learner
@@ -26,6 +27,16 @@ ROLLOUTS_KEPT = ("the algorithm keeps its learner state (params, optimizer state
 
 def floats(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items()}
+
+
+def all_processes_sum(values: list) -> np.ndarray:
+    """`values` summed over every process of a multi-process run (as they are with one)."""
+    values = np.asarray(values, np.float64)
+    if jax.process_count() == 1:
+        return values
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
 
 
 class HostDriver:
@@ -47,8 +58,20 @@ class HostDriver:
         self.module_returns: Optional[dict] = None
         try:
             self._build()
-            self.rng = jax.random.key(config.seed)
-            self.learner_state = self.learner.init(self.module.init(jax.random.fold_in(self.rng, 1)))
+            # Data-parallel learners (`num_learners > 1`): the state lives replicated on their devices; every
+            # process's envs feed its own devices' rows of the batch (`_place`).
+            self.data_parallel = make_data_parallel(config)
+            if not hasattr(self.runner, "num_envs") and jax.process_count() > 1:
+                raise ValueError(f"the multi-agent host loop runs in one process; got {jax.process_count()} processes "
+                                 "(jax.distributed): train multi-agent envs across processes as JaxMARL envs in one jit")
+            self.data_parallel.check_rows(getattr(self.runner, "num_envs", 1) * jax.process_count(),
+                                          "num_envs_per_env_runner", "a rollout's rows are split over the learners by "
+                                          "env: max(1, num_env_runners) x num_envs_per_env_runner x processes",
+                                          config.num_envs_per_env_runner)
+            rng = jax.random.key(config.seed)
+            self.rng = self.data_parallel.put_replicated(rng)
+            self.learner_state = self.data_parallel.put_replicated(
+                self.learner.init(self.module.init(jax.random.fold_in(rng, 1))))
         except BaseException:
             self.stop()  # a failed build leaves no env (or env worker process) behind
             raise
@@ -76,7 +99,7 @@ class HostDriver:
         if self.steps_setting is not None:
             return int(self.steps_setting)
         if cfg.rollout_fragment_length == "auto":
-            return max(1, cfg.batch_size() // self.runner.num_envs)
+            return max(1, cfg.total_batch_size() // (self.runner.num_envs * jax.process_count()))  # every process's envs
         return int(cfg.rollout_fragment_length)
 
     def _rollouts(self, steps: int) -> int:
@@ -92,7 +115,7 @@ class HostDriver:
                 f"rollout_fragment_length: a recurrent module (use_lstm) trains on sequences of max_seq_len={seq_len} "
                 f"steps, so each env's rollout must be a multiple of {seq_len}; got {steps} steps per env "
                 f"(rollout_fragment_length={self.config.rollout_fragment_length!r}, "
-                f"{self.runner.num_envs} envs, train batch {self.config.batch_size()}): set "
+                f"{self.runner.num_envs} envs, train batch {self.config.total_batch_size()}): set "
                 f"env_runners(rollout_fragment_length=k * {seq_len}) or a matching max_seq_len")
 
     # ----------------------------------------------------------------- training
@@ -131,20 +154,43 @@ class HostDriver:
                 self._check(pending, start, iteration, kept)
             try:  # acting folds each step's lifetime env-step count into `rng`: a fresh key per step
                 with at_iteration(iteration, kept):
-                    traj, last_obs, ended = self.runner.sample(self.act, self.params(), self.rng, steps,
-                                                               first_step=r * steps)
+                    traj, last_obs, ended = self.runner.sample(self.act, self._acting_params(), self._acting_rng(),
+                                                               steps, first_step=r * steps)
             except NonFiniteError:
                 self.learner_state, self.rng = start
                 raise
             finished += ended
+            traj, last_obs = self._place(traj, last_obs)
             state, metrics, code, rng = self._learn_fn(self.learner_state, traj, last_obs, self.runner.num_env_steps,
                                                        self.rng)
             pending = (code, state, metrics, r * steps if rollouts > 1 else None)
             self.learner_state, self.rng = state, rng
         self._check(pending, start, iteration, kept)
-        result = {"env_runners": self.returns.update(finished),
-                  "num_env_steps_sampled_lifetime": int(self.runner.num_env_steps)}
+        total, count = all_processes_sum([sum(float(x) for x in finished), len(finished)])
+        result = {"env_runners": self.returns.update_sum(total, int(count)), "num_env_steps_sampled_lifetime": self.env_steps}
         return self._result(result, jax.device_get(metrics))
+
+    # ----------------------------------------------------------------- data-parallel placement
+    def _place(self, traj: Any, last_obs: Any) -> tuple:
+        """A rollout `[T, N, ...]` as the learners' input: with several learners, every process's rows
+        joined into one global batch split over the devices along the env axis."""
+        if self.data_parallel.size == 1:
+            return traj, last_obs
+        return self.data_parallel.put_local_rows(traj, axis=1), self.data_parallel.put_local_rows(last_obs, axis=0)
+
+    @staticmethod
+    def _local(tree: Any) -> Any:
+        """A replicated global value as this process's copy on its first device (what acting jits run with)."""
+        return jax.tree_util.tree_map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array)
+                                      and len(x.sharding.device_set) > 1 else x, tree)
+
+    def _acting_params(self) -> Any:
+        return self._local(self.params())
+
+    def _acting_rng(self) -> jax.Array:
+        """The acting key: each process of a multi-process run samples its own envs' actions with its own."""
+        rng = self._local(self.rng)
+        return rng if jax.process_count() == 1 else jax.random.fold_in(rng, jax.process_index())
 
     def _check(self, pending: tuple, start: tuple, iteration: int, kept: str) -> None:
         """Waits for a learn step; on a NaN/inf in its metrics or params, restores `start` (learner state,
@@ -172,27 +218,28 @@ class HostDriver:
         return result
 
     def evaluate(self, episodes: int) -> list[float]:
-        return evaluate_policy(self.config, self.module, self.params(), episodes)
+        return evaluate_policy(self.config, self.module, self._acting_params(), episodes)
 
     # ----------------------------------------------------------------- state
     def params(self) -> Any:
         return self.learner.params(self.learner_state)
 
     def with_params(self, params: Any) -> None:
-        self.learner_state = self.learner.with_params(self.learner_state, params)
+        self.learner_state = self.data_parallel.put_replicated(self.learner.with_params(self.learner_state, params))
 
     def state(self) -> dict:
         return {"learner": self.learner_state, "rng": self.rng,
                 "env_steps": np.asarray(self.runner.num_env_steps, np.int64)}
 
     def set_state(self, state: dict) -> None:
-        self.learner_state, self.rng = state["learner"], state["rng"]
+        self.learner_state, self.rng = self.data_parallel.put_replicated((state["learner"], state["rng"]))
         self.runner.num_env_steps = int(state["env_steps"])
 
     @property
     def env_steps(self) -> int:
-        """Env steps sampled over the algorithm's life (the runner's count; checkpointed)."""
-        return int(self.runner.num_env_steps)
+        """Env steps sampled over the algorithm's life, by every process (the runner's count x processes;
+        the runner's own is checkpointed)."""
+        return int(self.runner.num_env_steps) * jax.process_count()
 
     @property
     def envs(self) -> Any:

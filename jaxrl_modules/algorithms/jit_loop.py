@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrl_modules.algorithms.action_transform import action_settings
+from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.env_runner import reject_env_runners, reject_stateful
 from jaxrl_modules.algorithms.jax_evaluate import takes_timestep
 from jaxrl_modules.algorithms.jax_env_runner import JaxEnvRunner, RunnerState
@@ -83,6 +84,10 @@ class JitLoop(CheckedIteration):
                 reject_stateful(module, stateless_only or "multi-agent training in one jit")
             check_required_apis(module, required, mid)
         self.learner = make_learner(self.module, config, getattr(self.runner, "num_rows", self.runner.num_envs))
+        # Data-parallel learners: each device steps its share of the envs and learns on its rows.
+        self.data_parallel = make_data_parallel(config)
+        self.data_parallel.check_rows(config.num_envs_per_env_runner, "num_envs_per_env_runner",
+                                      "each learner's device steps num_envs_per_env_runner / num_learners envs")
         self.steps = int(steps if steps is not None else config.rollout_length())
         self.act_fn = self.module.phase_fn("exploration")
         self.runner_is_multi = mapping is not None
@@ -92,7 +97,14 @@ class JitLoop(CheckedIteration):
         k_params, k_env, k_next = jax.random.split(rng, 3)
         params = self.module.init_fn(k_params)
         runner = self.runner.reset(k_env, self.module.get_initial_state())
-        return TrainState(self.learner.init(params), runner, k_next, jnp.zeros((), jnp.int32))
+        dp = self.data_parallel
+        return TrainState(dp.replicate(self.learner.init(params)), self._shard_envs(runner), dp.replicate(k_next),
+                          jnp.zeros((), jnp.int32))
+
+    def _shard_envs(self, runner: Any) -> Any:
+        """The runner state's per-env leaves split over the learners' devices (not the module's initial state)."""
+        return runner._replace(**{f: self.data_parallel.shard_rows(getattr(runner, f), setting="num_envs_per_env_runner")
+                                  for f in runner._fields if f != "initial_state"})
 
     def params(self, state: TrainState) -> Any:
         """The params of a train state (the learner's)."""
@@ -105,6 +117,8 @@ class JitLoop(CheckedIteration):
         params = self.learner.params(state.learner)
         runner, traj, stats = self.runner.rollout(self.act_fn, params, state.runner, k_roll, self.steps,
                                                   t0=state.env_steps if self._with_t else None)
+        runner = self._shard_envs(runner)
+        traj = self.data_parallel.shard_rows(traj, axis=1, setting="num_envs_per_env_runner")
         env_steps = state.env_steps + self.steps * self.runner.num_envs
         learner, metrics = self.learner.learn(state.learner, Rollout(traj, self.runner.last_obs(runner), env_steps), k_learn)
         rows = next(iter(traj.values())) if self.runner_is_multi else traj  # a mapping's columns are per module

@@ -11,19 +11,22 @@ import optax
 
 def minibatch_epochs(loss_fn: Callable, optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
                      batch: Any, rng: jax.Array, num_epochs: int, num_minibatches: int, shuffle: bool = True,
-                     step_metrics: Optional[Callable] = None) -> tuple:
+                     step_metrics: Optional[Callable] = None, shard: Optional[Callable] = None) -> tuple:
     """`num_epochs` passes over `batch` (leaves `[B, ...]`) in `num_minibatches` gradient steps each.
 
     `loss_fn(params, minibatch) -> (loss, metrics)`. Returns `(params, opt_state, metrics)`, the
     metrics of the last minibatch. A remainder of `B % num_minibatches` rows is skipped per epoch.
     `step_metrics(metrics, grads, opt_state) -> metrics` adds per-step metrics (grad norm, learning
-    rate) from the gradients and the optimizer state before the update.
+    rate) from the gradients and the optimizer state before the update. `shard(tree)` places each
+    minibatch (data-parallel learners: split over the devices, `DataParallel.shard_rows`).
     """
     size = jax.tree_util.tree_leaves(batch)[0].shape[0]
     usable = num_minibatches * (size // num_minibatches)
 
     def step(carry, mb):
         params, opt_state = carry
+        if shard is not None:
+            mb = shard(mb)
         (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
         if step_metrics is not None:
             metrics = step_metrics(metrics, grads, opt_state)

@@ -28,7 +28,7 @@ class OffPolicyConfig(AlgorithmConfig):
 
     def _validate_together(self) -> None:
         super()._validate_together()
-        parse_replay_buffer_config(self.replay_buffer_config, self.batch_size())
+        parse_replay_buffer_config(self.replay_buffer_config, self.total_batch_size())
 
     def merged_model_config(self, spec_config: Any = None) -> Any:
         base = spec_config if spec_config is not None else self.model_config

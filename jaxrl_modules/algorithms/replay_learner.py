@@ -87,7 +87,7 @@ class ReplayLearner:
         flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), out)
         buffer = rb.add(state.buffer, flat, valid.reshape(-1))
         k_sample, k_update = jax.random.split(rng)
-        new, metrics = self.learner.update(state.learner, rb.sample(buffer, k_sample, cfg.batch_size()), k_update)
+        new, metrics = self.learner.update(state.learner, rb.sample(buffer, k_sample, cfg.total_batch_size()), k_update)
         learn = rollout.env_steps >= cfg.num_steps_sampled_before_learning_starts
         learner = jax.tree_util.tree_map(lambda a, b: jnp.where(learn, a, b), new, state.learner)
         metrics = jax.tree_util.tree_map(lambda m: jnp.where(learn, m, jnp.zeros_like(m)), metrics)

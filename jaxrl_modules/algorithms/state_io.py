@@ -18,6 +18,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxrl_modules.distributed import orbax_this_process
+
 STATE_FORMAT = "jaxrl_modules.algorithm_state/2"  # algorithm.json's "state_format"; absent: the leaf_NNNNN layout
 STATE_DIR = "algorithm_state"
 AGAIN = "(was it saved with a different config?)"
@@ -101,7 +103,7 @@ def save_state(directory: Path, state: Any) -> None:
     import orbax.checkpoint as ocp
 
     tree = to_named_tree(state)
-    with ocp.StandardCheckpointer() as ckptr:
+    with ocp.StandardCheckpointer(multiprocessing_options=orbax_this_process()) as ckptr:
         ckptr.save(directory / STATE_DIR, tree)
         ckptr.wait_until_finished()
 
@@ -167,7 +169,7 @@ def read_state(path: Path, like: Any, legacy: bool) -> Any:
     target = _nest((parts, jax.ShapeDtypeStruct(*expected[name][:2])) for name, parts, _ in entries)
     if not (path / STATE_DIR).is_dir():
         raise _corrupt(path, f"{STATE_DIR}/ not found; found {sorted(p.name for p in path.iterdir())[:8]}")
-    with ocp.StandardCheckpointer() as ckptr:
+    with ocp.StandardCheckpointer(multiprocessing_options=orbax_this_process()) as ckptr:
         tree = _guarded(path, lambda: getattr(ckptr.metadata(path / STATE_DIR).item_metadata, "tree", None))
         if not isinstance(tree, dict):
             raise _corrupt(path, f"expected orbax metadata of a dict of state arrays; found {type(tree).__name__}")

@@ -4,6 +4,7 @@
     jaxrl-modules train --resume runs/<name> --iterations 400     # continue a run (after Ctrl-C too)
     jaxrl-modules evaluate runs/<name> --episodes 10 [--record out.gif]
     jaxrl-modules config --algo ppo     # every --config setting with its default and type
+    jaxrl-modules launch --num-processes 2 --devices-per-process 2 -- train --env gymnax:CartPole-v1 --num-learners auto
 
 A bad command line prints one line `jaxrl-modules: error: <message>` and exits with code 2.
 """
@@ -26,10 +27,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     the training loop (which saves and returns 130 itself) prints one line and returns 130."""
     try:
         from jaxrl_modules.cli.evaluate import evaluate
+        from jaxrl_modules.cli.processes import launch
         from jaxrl_modules.cli.train import train
 
         args = build_parser(__doc__.splitlines()[0]).parse_args(argv)
-        commands = {"train": train, "evaluate": evaluate, "config": show_config}
+        commands = {"train": train, "evaluate": evaluate, "config": show_config, "launch": launch}
         return commands[args.command](args)
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr, flush=True)

@@ -219,6 +219,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
     config = build_config(args.algo, args.env, parse_overrides(args.config), args.num_envs, args.seed, args.iterations,
                           env_config=parse_overrides(getattr(args, "env_config", None) or [], "--env-config"),
                           flatten_obs=bool(getattr(args, "flatten_obs", False)), atari=bool(getattr(args, "atari", False)))
+    learners = getattr(args, "num_learners", 0)
+    try:
+        config.learners(num_learners=learners)
+        config.learner_count()  # more learners than devices: named now
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err).replace("num_learners", "--num-learners (num_learners)", 1)) from None
     num_seeds = getattr(args, "num_seeds", 1)
     if isinstance(num_seeds, int):
         check_seeds(config.seed, num_seeds)

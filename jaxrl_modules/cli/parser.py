@@ -40,6 +40,15 @@ def check_positive(flag: str, value: int) -> None:
         raise UsageError(f"{flag} must be an int >= 1; got {value}")
 
 
+def learners_flag(value: str) -> Any:
+    """`--num-learners`: an int >= 0 or "auto"."""
+    if value == "auto":
+        return value
+    if not value.strip().isdigit():
+        raise UsageError(f"--num-learners must be an int >= 0 or 'auto' (every device JAX sees); got {value!r}")
+    return int(value)
+
+
 def build_parser(description: str) -> argparse.ArgumentParser:
     """Every subcommand and flag; each command module reads the flags it owns."""
     formatter = argparse.ArgumentDefaultsHelpFormatter
@@ -87,6 +96,24 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     # seeds (jaxrl_modules/cli/seeds.py)
     t.add_argument("--num-seeds", type=int, default=1, metavar="N",
                    help="gymnax/JaxMARL envs: train N seeds (seed, seed+1, ...) vmapped in one jit")
+    # scaling out (jaxrl_modules/algorithms/data_parallel.py, jaxrl_modules/cli/processes.py)
+    t.add_argument("--num-learners", type=learners_flag, default=0, metavar="N",
+                   help="data-parallel learners: N devices (auto: all of them, every process's); the train batch per "
+                        "learner (train_batch_size_per_learner) and minibatch_size are per device")
+    t.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                   help="multi-process: process 0's address (or JAX_COORDINATOR_ADDRESS); with --num-processes and "
+                        "--process-id. Process 0 writes the run folder")
+    t.add_argument("--num-processes", type=int, default=None, metavar="P", help="multi-process: processes in the run "
+                   "(or JAX_NUM_PROCESSES)")
+    t.add_argument("--process-id", type=int, default=None, metavar="I", help="multi-process: this process's index in "
+                   "[0, P) (or JAX_PROCESS_ID)")
+    la = sub.add_parser("launch", help="try a multi-process run on this machine: launch --num-processes P -- train ...",
+                        formatter_class=formatter)
+    la.add_argument("--num-processes", type=int, default=2, metavar="P", help="processes to start")
+    la.add_argument("--devices-per-process", type=int, default=None, metavar="D",
+                    help="CPU: devices each process emulates (XLA_FLAGS=--xla_force_host_platform_device_count=D)")
+    la.add_argument("--port", type=int, default=0, help="coordinator port on 127.0.0.1 (0: a free one)")
+    la.add_argument("command_args", nargs=argparse.REMAINDER, metavar="-- train ...", help="the train command to run")
     e = sub.add_parser("evaluate", help="roll out a saved module with deterministic actions", formatter_class=formatter)
     e.add_argument("checkpoint", help="runs/<name>/checkpoints/<iteration>/algorithm or a saved module directory")
     e.add_argument("--episodes", type=int, default=10, help="episodes to roll out")

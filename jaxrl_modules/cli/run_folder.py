@@ -43,7 +43,7 @@ KEEP_LATEST = 3  # checkpoints kept besides the best by EVAL_COLUMN
 
 # Flags `--resume` may change (run control); every other flag would change the config the checkpoint was made with.
 RESUME_FLAGS = ("iterations", "stop_reward", "log_every", "quiet", "checkpoint_every", "eval_every", "eval_episodes")
-_NOT_FLAGS = ("command", "argv", "resume", "overwrite")
+_NOT_FLAGS = ("command", "argv", "resume", "overwrite", "coordinator", "num_processes", "process_id")
 
 
 def flag(dest: str) -> str:
@@ -324,7 +324,8 @@ def resume_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     merged = {**parser_defaults, **{k: v for k, v in stored.items() if k in parser_defaults}}
     merged.update({k: v for k, v in data.get("run_flags", {}).items() if k in RESUME_FLAGS})
     merged.update({dest: getattr(args, dest) for dest in given & set(RESUME_FLAGS)})
-    merged.update(command="train", resume=str(run_dir), overwrite=False, argv=getattr(args, "argv", []))
+    merged.update(command="train", resume=str(run_dir), overwrite=False, argv=getattr(args, "argv", []),
+                  **{dest: getattr(args, dest, None) for dest in ("coordinator", "num_processes", "process_id")})
     step = has_checkpoint(run_dir)
     if step is None:
         raise UsageError(f"--resume {str(run_dir)!r} holds no checkpoint; expected {CHECKPOINT_DIR}/<iteration>/{ITEM} "
@@ -398,8 +399,12 @@ class Checkpoints:
         keep = managers.AnyPreservationPolicy([
             managers.LatestN(n=KEEP_LATEST),
             managers.BestN(get_metric_fn=_eval_metric, n=1, keep_checkpoints_without_metrics=False)])
+        from jaxrl_modules.distributed import orbax_this_process
+
+        # Each process's manager is its own (process 0's writes the run's checkpoints; see cli/processes.py).
         options = ocp.CheckpointManagerOptions(best_fn=_eval_metric, best_mode="max", preservation_policy=keep,
-                                               enable_async_checkpointing=False, create=create)
+                                               enable_async_checkpointing=False, create=create,
+                                               multiprocessing_options=orbax_this_process())
         self.manager = ocp.CheckpointManager(self.directory.absolute(), options=options, item_names=(ITEM,))
 
     def path(self, step: int) -> Path:

@@ -140,8 +140,19 @@ def _text(value: Any) -> str:
 
 
 def train(args: argparse.Namespace) -> int:
-    """Runs `jaxrl-modules train`; returns the exit code (0, 1 on NaN/inf, 130/143 on SIGINT/SIGTERM)."""
+    """Runs `jaxrl-modules train`; returns the exit code (0, 1 on NaN/inf, 130/143 on SIGINT/SIGTERM).
+    With --coordinator/--num-processes/--process-id, one process of a multi-process run (`processes.py`)."""
+    from jaxrl_modules.cli.processes import join, leave
+
     _check_flags(args)
+    scratch = join(args)  # before anything touches a device
+    try:
+        return _train(args)
+    finally:
+        leave(scratch)
+
+
+def _train(args: argparse.Namespace) -> int:
     stored: Optional[dict] = None
     if args.resume is not None:
         args, stored = rf.resume_args(args)

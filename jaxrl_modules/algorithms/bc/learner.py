@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
 from jaxrl_modules.algorithms.optim import adam_with_clip, optimizer_metrics
 from jaxrl_modules.apis import SelfSupervisedLossAPI
@@ -25,6 +26,7 @@ class BCLearner:
     def __init__(self, module: Any, config: Any):
         self.module, self.config = module, config
         self.train_fn = module.phase_fn("train")
+        self.data_parallel = make_data_parallel(config)
         self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps, config.grad_clip_by)
 
     def init(self, params: Any) -> BCLearnerState:
@@ -40,8 +42,11 @@ class BCLearner:
 
     def update(self, state: BCLearnerState, batch: dict, rng: jax.Array) -> tuple[BCLearnerState, dict]:
         cfg = self.config
+        dp = self.data_parallel
+        batch = dp.shard_rows(batch, setting="train_batch_size_per_learner")
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
         params, opt_state, metrics = minibatch_epochs(self.loss, self.optimizer, state.params, state.opt_state, batch, rng,
-                                                      cfg.num_epochs, max(1, size // min(cfg.minibatch_size, size)),
-                                                      step_metrics=lambda m, g, o: {**m, **optimizer_metrics(g, o, cfg.lr)})
-        return BCLearnerState(params, opt_state), metrics
+                                                      cfg.num_epochs, max(1, size // min(cfg.minibatch_size * dp.size, size)),
+                                                      step_metrics=lambda m, g, o: {**m, **optimizer_metrics(g, o, cfg.lr)},
+                                                      shard=dp.shard_rows)
+        return dp.replicate(BCLearnerState(params, opt_state)), metrics

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxrl_modules.algorithms.dqn.module import QF_NEXT_PREDS, QF_PREDS
+from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.optim import adam_with_clip, optimizer_metrics
 from jaxrl_modules.algorithms.targets import td_targets
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
@@ -47,6 +48,7 @@ class DQNLearner:
         self.train_fn = module.phase_fn("train")  # the module's pure functions, traced into the jitted update
         self.target_fn = module.forward_target_fn()
         self.optimizer = adam_with_clip(config.lr, config.grad_clip, config.adam_eps, config.grad_clip_by)
+        self.data_parallel = make_data_parallel(config)
 
     def init(self, params: Any) -> DQNLearnerState:
         return DQNLearnerState(params, self.module.make_target_params(params), self.optimizer.init(params),
@@ -69,7 +71,8 @@ class DQNLearner:
 
     def update(self, state: DQNLearnerState, batch: dict, rng: jax.Array | None = None) -> tuple[DQNLearnerState, dict]:
         """One gradient step; then the target params follow every `target_network_update_freq`
-        updates by `tau` (1.0 = hard copy)."""
+        updates by `tau` (1.0 = hard copy). Data-parallel learners split `batch` over their devices."""
+        batch = self.data_parallel.shard_rows(batch, setting="train_batch_size_per_learner")
         (_, metrics), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state.target_params, batch)
         metrics = {**metrics, **optimizer_metrics(grads, state.opt_state, self.config.lr)}
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
@@ -77,4 +80,4 @@ class DQNLearner:
         n = state.num_updates + 1  # RLlib syncs after the update whose 1-based count is a multiple of the period
         polyak = self.module.update_target_params(params, state.target_params, self.config.tau)
         target = optax.periodic_update(polyak, state.target_params, n, self.config.target_network_update_freq)
-        return DQNLearnerState(params, target, opt_state, n), metrics
+        return self.data_parallel.replicate(DQNLearnerState(params, target, opt_state, n)), metrics

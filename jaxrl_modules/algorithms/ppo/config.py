@@ -86,8 +86,10 @@ class PPOConfig(AlgorithmConfig):
         return PPOLearner
 
     def num_minibatches(self, size: int | None = None) -> int:
-        size = size or self.batch_size()
-        return max(1, size // min(self.minibatch_size, size))
+        """Minibatches per epoch of a global batch of `size` rows (default: the global train batch): a
+        minibatch is `minibatch_size` rows per learner."""
+        size = size or self.total_batch_size()
+        return max(1, size // min(self.minibatch_size * self.learner_count(), size))
 
     def build_train_fn(self, num_iterations: int) -> TrainFn:
         """A pure `train(rng) -> (params, metrics)` over a gymnax env ("gymnax:<id>"),

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 
 from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.algorithm_config import check_policies_to_train
+from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.minibatch import minibatch_epochs
 from jaxrl_modules.algorithms.learner import Rollout
 from jaxrl_modules.algorithms.optim import learning_rate, optimizer_for, optimizer_metrics
@@ -100,6 +101,7 @@ class PPOLearner:
         self.trained_ids = [m for m in self.module_ids if m in trained]
         require_a_trained_policy(self.trained_ids, self.module_ids, config)
         self.train_fn = module.phase_fn("train")
+        self.data_parallel = make_data_parallel(config)
         # Updates per iteration for lr_schedule: epochs x minibatches of one rollout's batch.
         steps_per_iter = config.num_epochs * config.num_minibatches(rows or rows_per_iteration(config))
         self.optimizer = optimizer_for(config, steps_per_iter)
@@ -159,18 +161,22 @@ class PPOLearner:
 
         Multi-module: only the modules of `policies_to_train` are updated; the batches of the others
         are dropped, their params, optimizer state and KL coefficients returned unchanged, and the
-        metrics (`{module_id: {...}}`) are reported for the trained modules only."""
-        cfg = self.config
+        metrics (`{module_id: {...}}`) are reported for the trained modules only.
+
+        Data-parallel learners (`num_learners > 1`) split `batch` and every minibatch over their devices
+        (`minibatch_size` rows per learner); the state comes back replicated."""
+        cfg, dp = self.config, self.data_parallel
+        batch = dp.shard_rows(batch, setting="train_batch_size_per_learner")
         frozen = {}
         if self.frozen_ids:
             batch = {mid: b for mid, b in batch.items() if mid not in self.frozen_ids}
             frozen = {mid: state.params[mid] for mid in self.frozen_ids}
         size = jax.tree_util.tree_leaves(batch)[0].shape[0]
-        num_minibatches = max(1, size * batch[RESETS].shape[1] // cfg.minibatch_size) if RESETS in batch else None
+        num_minibatches = max(1, size * batch[RESETS].shape[1] // (cfg.minibatch_size * dp.size)) if RESETS in batch else None
         trainable, opt_state, metrics = minibatch_epochs(
             lambda p, mb: self.loss({**frozen, **p} if frozen else p, mb, state.kl_coeff), self.optimizer,
             self._trainable(state.params), state.opt_state, batch, rng, cfg.num_epochs,
-            num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch, self._step_metrics)
+            num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch, self._step_metrics, dp.shard_rows)
         params = {mid: frozen.get(mid, trainable.get(mid)) for mid in state.params} if frozen else trainable
         kl_coeff = dict(state.kl_coeff)
         if cfg.use_kl_loss:
@@ -178,7 +184,7 @@ class PPOLearner:
                 kl = (metrics[mid] if self.is_multi else metrics)["mean_kl_loss"]
                 kl_coeff[mid] = jnp.where(kl > 2 * cfg.kl_target, kl_coeff[mid] * 1.5,
                                           jnp.where(kl < 0.5 * cfg.kl_target, kl_coeff[mid] * 0.5, kl_coeff[mid]))
-        return LearnerState(params, opt_state, kl_coeff), metrics
+        return dp.replicate(LearnerState(params, opt_state, kl_coeff)), metrics
 
 
 def require_a_trained_policy(trained_ids: list, policy_ids: list, config: Any) -> None:
@@ -194,7 +200,7 @@ def rows_per_iteration(config: Any) -> int:
     `max(1, num_env_runners) * num_envs_per_env_runner` ("auto" steps split the train batch over them)."""
     envs = max(1, int(getattr(config, "num_env_runners", 0) or 0)) * config.num_envs_per_env_runner
     if config.rollout_fragment_length == "auto":
-        return max(1, config.batch_size() // envs) * envs
+        return max(1, config.total_batch_size() // envs) * envs
     return int(config.rollout_fragment_length) * envs
 
 

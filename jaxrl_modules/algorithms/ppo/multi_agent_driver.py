@@ -56,7 +56,7 @@ class MultiAgentHostDriver(HostDriver):
         return obs  # each agent's observation goes to its module as it is
 
     def _steps(self) -> int:
-        return max(1, self.config.batch_size() // len(self.runner.agents))
+        return max(1, self.config.total_batch_size() // len(self.runner.agents))
 
     def _result(self, result: dict, metrics: dict) -> dict:
         """Multi-agent runs report an episode's return as the sum over its agents, and per module

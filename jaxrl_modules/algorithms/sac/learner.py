@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from jaxrl_modules.algorithms.sac.module import QF_PREDS, QF_TARGET_NEXT, QF_TWIN_PREDS
+from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.optim import GRAD_NORM, adam_with_clip
 from jaxrl_modules.apis import QNetAPI, TargetNetworkAPI
 from jaxrl_modules.columns import Columns
@@ -56,6 +57,7 @@ class SACLearner:
         self.q_fn = module.compute_q_values_fn()
         self.target_fn = module.forward_target_fn()
         self.q_keys = frozenset(module.q_param_keys())
+        self.data_parallel = make_data_parallel(config)
         self.optimizer = optax.multi_transform(
             {"actor": adam_with_clip(config.actor_lr, config.grad_clip, config.adam_eps, config.grad_clip_by),
              "critic": adam_with_clip(config.critic_lr, config.grad_clip, config.adam_eps, config.grad_clip_by)},
@@ -100,6 +102,8 @@ class SACLearner:
         return state._replace(params=params)
 
     def update(self, state: SACLearnerState, batch: dict, rng: jax.Array) -> tuple[SACLearnerState, dict]:
+        """One step of actor, critics and alpha; data-parallel learners split `batch` over their devices."""
+        batch = self.data_parallel.shard_rows(batch, setting="train_batch_size_per_learner")
         (_, (metrics, logp)), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, state, batch, rng)
         metrics = {**metrics, GRAD_NORM: optax.global_norm(grads)}  # actor and critic (their own lrs: actor_lr, critic_lr)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
@@ -111,4 +115,4 @@ class SACLearner:
         target = self.module.update_target_params(params, state.target_params, self.config.tau)
         if self.config.target_network_update_freq > 1:  # 0 (RLlib's default) and 1: every update
             target = optax.periodic_update(target, state.target_params, n, self.config.target_network_update_freq)
-        return SACLearnerState(params, target, opt_state, log_alpha, alpha_opt_state, n), metrics
+        return self.data_parallel.replicate(SACLearnerState(params, target, opt_state, log_alpha, alpha_opt_state, n)), metrics

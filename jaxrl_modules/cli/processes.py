@@ -1,0 +1,111 @@
+"""Multi-process runs from the command line: `train --coordinator HOST:PORT --num-processes P
+--process-id I` (or JAX's environment variables) joins a `jax.distributed` run, and `launch` starts P
+such processes on this machine to try one locally.
+
+Every process runs the same `train` command; process 0 owns the run folder (metrics, TensorBoard,
+checkpoints, curve). The others follow the same code path in a private scratch copy of it, deleted at
+the end, so that each collective (training steps, the gathering of a checkpoint's state) is entered
+by every process while only process 0 writes where the user looks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from jaxrl_modules.cli.parser import UsageError, check_positive
+
+ENV_FLAGS = {"coordinator": "JAX_COORDINATOR_ADDRESS", "num_processes": "JAX_NUM_PROCESSES", "process_id": "JAX_PROCESS_ID"}
+
+
+def _from_env(args: argparse.Namespace) -> tuple[Optional[str], Optional[int], Optional[int]]:
+    """The three multi-process flags, each from its JAX environment variable when not given."""
+    values: dict[str, Any] = {}
+    for dest, var in ENV_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is None and os.environ.get(var):
+            value = os.environ[var]
+            if dest != "coordinator":
+                if not value.strip().isdigit():
+                    raise UsageError(f"{var} must be an int >= 0; got {value!r}")
+                value = int(value)
+        values[dest] = value
+    return values["coordinator"], values["num_processes"], values["process_id"]
+
+
+def join(args: argparse.Namespace) -> Optional[Path]:
+    """Joins the multi-process run the flags (or environment variables) describe, before any device is
+    used; on a process other than 0 points the run at a scratch copy of its folder and returns that
+    scratch folder (to delete at the end). One process (no flags): does nothing, returns None."""
+    from jaxrl_modules import distributed
+
+    coordinator, num_processes, process_id = _from_env(args)
+    if coordinator is None and num_processes is None and process_id is None:
+        return None
+    try:
+        distributed.initialize(coordinator, num_processes, process_id)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"--coordinator/--num-processes/--process-id: {err}") from None
+    if distributed.is_primary():
+        return None
+    scratch = Path(tempfile.mkdtemp(prefix=f"jaxrl_modules_process{process_id}_"))
+    if args.resume is not None:  # restore from the run's checkpoints, write nothing into its folder
+        shutil.copytree(args.resume, scratch / "run")
+        args.resume = str(scratch / "run")
+    else:
+        args.runs_dir, args.name, args.overwrite = str(scratch), "run", False
+    args.quiet = True  # process 0 reports
+    return scratch
+
+
+def leave(scratch: Optional[Path]) -> None:
+    """Deletes a non-primary process's scratch run folder."""
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch(args: argparse.Namespace) -> int:
+    """`jaxrl-modules launch --num-processes P [--devices-per-process D] -- train ...`: P processes of one
+    `jax.distributed` run on this machine (coordinator on 127.0.0.1), each given `--coordinator`,
+    `--num-processes` and `--process-id`; on CPU each emulates D devices (XLA_FLAGS). Waits for all;
+    Ctrl-C is passed on to every process (each saves and exits). Returns the first non-zero exit code."""
+    check_positive("--num-processes", args.num_processes)
+    command = list(args.command_args)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if command[:1] != ["train"]:
+        raise UsageError(f"launch runs a train command: expected `launch --num-processes P -- train ...`; got {command!r}")
+    if any(a.split("=")[0] in ("--coordinator", "--num-processes", "--process-id") for a in command):
+        raise UsageError("launch sets --coordinator, --num-processes and --process-id itself; leave them out of the "
+                         "train command")
+    env = dict(os.environ)
+    if args.devices_per_process is not None:
+        check_positive("--devices-per-process", args.devices_per_process)
+        flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
+        env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={args.devices_per_process}"])
+    address = f"127.0.0.1:{args.port or free_port()}"
+    procs = [subprocess.Popen([sys.executable, "-m", "jaxrl_modules.cli", *command, "--coordinator", address,
+                               "--num-processes", str(args.num_processes), "--process-id", str(i)], env=env)
+             for i in range(args.num_processes)]
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        codes = [p.wait() for p in procs]
+    return next((c for c in codes if c != 0), 0)
