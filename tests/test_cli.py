@@ -111,6 +111,22 @@ CLI_CASES = [
                  id="evaluate-a-file"),
     pytest.param(["evaluate", "{dir}", "--env", "CartPole-v1"], ("{dir}", "not a jaxrl_modules checkpoint"),
                  id="evaluate-not-a-checkpoint"),
+    pytest.param(["train", "--iterations", "1", "--num-learners", "3"],
+                 ("--num-learners", "at most the 1 device", "xla_force_host_platform_device_count=3", "got 3"),
+                 id="more-learners-than-devices"),
+    pytest.param(["train", "--iterations", "1", "--num-learners", "many"], ("--num-learners", "'auto'", "'many'"),
+                 id="num-learners-not-an-int"),
+    pytest.param(["train", "--iterations", "1", "--num-processes", "2"], ("coordinator", "process_id", "together"),
+                 id="num-processes-alone"),
+    pytest.param(["train", "--iterations", "1", "--coordinator", "localhost", "--num-processes", "2", "--process-id", "0"],
+                 ("coordinator", "HOST:PORT", "'localhost'"), id="coordinator-without-port"),
+    pytest.param(["train", "--iterations", "1", "--coordinator", "127.0.0.1:1234", "--num-processes", "2",
+                  "--process-id", "2"], ("process_id", "[0, 1]", "got 2"), id="process-id-out-of-range"),
+    pytest.param(["launch", "--num-processes", "2", "--", "evaluate", "x"], ("launch runs a train command", "'evaluate'"),
+                 id="launch-not-train"),
+    pytest.param(["launch", "--num-processes", "0", "--", "train"], ("--num-processes", "an int >= 1", "got 0"),
+                 id="launch-no-processes"),
+    pytest.param(["launch", "--", "train", "--process-id", "1"], ("launch sets", "--process-id"), id="launch-process-id"),
 ]
 
 

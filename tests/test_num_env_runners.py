@@ -161,3 +161,21 @@ def test_an_env_a_worker_cannot_build_is_a_clear_error():
                       "register_env")
     finally:
         gym.registry.pop("ParentOnlyCartPole-v0")
+
+
+@pytest.mark.slow
+def test_ppo_learns_with_envs_in_two_worker_processes():
+    """num_env_runners=2 x num_envs_per_env_runner=4: CartPole's 8 envs each step in a worker process of its
+    own (gymnasium's AsyncVectorEnv), and PPO learns from them."""
+    from ppo_configs import FAST
+
+    algo = (PPOConfig().environment("CartPole-v1").env_runners(num_env_runners=2, num_envs_per_env_runner=4)
+            .rl_module(model_config={"fcnet_hiddens": [64, 64]}).training(**FAST)).build()
+    try:
+        envs = algo.runner.envs
+        assert isinstance(envs, gym.vector.AsyncVectorEnv) and len({p.pid for p in envs.processes}) == 8
+        returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(40)]
+    finally:
+        algo.stop()
+    assert np.nanmean(returns[:3]) < 60
+    assert max(returns) >= 300, returns  # random play lasts ~20 steps

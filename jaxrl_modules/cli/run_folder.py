@@ -399,12 +399,17 @@ class Checkpoints:
         keep = managers.AnyPreservationPolicy([
             managers.LatestN(n=KEEP_LATEST),
             managers.BestN(get_metric_fn=_eval_metric, n=1, keep_checkpoints_without_metrics=False)])
+        import jax
+
         from jaxrl_modules.distributed import orbax_this_process
 
-        # Each process's manager is its own (process 0's writes the run's checkpoints; see cli/processes.py).
+        # Each process's manager is its own (process 0's writes the run's checkpoints; see cli/processes.py);
+        # orbax leaves creating the folder to us then.
+        local = {"multiprocessing_options": orbax_this_process()} if jax.process_count() > 1 else {}
+        if local and create:
+            self.directory.mkdir(parents=True, exist_ok=True)
         options = ocp.CheckpointManagerOptions(best_fn=_eval_metric, best_mode="max", preservation_policy=keep,
-                                               enable_async_checkpointing=False, create=create,
-                                               multiprocessing_options=orbax_this_process())
+                                               enable_async_checkpointing=False, create=create and not local, **local)
         self.manager = ocp.CheckpointManager(self.directory.absolute(), options=options, item_names=(ITEM,))
 
     def path(self, step: int) -> Path:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -147,7 +148,10 @@ def train(args: argparse.Namespace) -> int:
     _check_flags(args)
     scratch = join(args)  # before anything touches a device
     try:
-        return _train(args)
+        if scratch is None:
+            return _train(args)
+        with open(os.devnull, "w") as quiet, redirect_stdout(quiet):  # process 0 reports; errors still go to stderr
+            return _train(args)
     finally:
         leave(scratch)
 
