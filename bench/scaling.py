@@ -191,12 +191,17 @@ def main() -> None:
         one = next(x for x in results["runs"] if x["env"] == r["env"] and x["kind"] == same and x["devices"] == 1)
         base = next((x for x in results["runs"] if x["kind"] == f"baseline ({same}, 1 device)" and x["env"] == r["env"]), None)
         r["ratio_to_1_device"] = r["env_steps_per_s"] / one["env_steps_per_s"]
+        if r["kind"] == "2 procs":  # against the same devices and envs in one process
+            alone = next(x for x in results["runs"] if x["env"] == r["env"] and x["kind"] == "weak"
+                         and x["devices"] == r["devices"])
+            r["ratio_to_1_process"] = r["env_steps_per_s"] / alone["env_steps_per_s"]
         # the hand-written baseline on one device with this run's global envs (weak: only the 1-device row compares)
         if base is not None and base["envs"] == r["envs"]:
             r["ratio_to_purejaxrl_1_device"] = r["env_steps_per_s"] / base["env_steps_per_s"]
         label = r["kind"] if r["kind"] != "2 procs" else "2 procs"
         print(f"{r['env']:>30} | {label:>7} | {r['devices']:>7} | {r['envs']:>6} | {r['env_steps_per_s']:>12,.0f} | "
-              f"{r['ratio_to_1_device']:>11.2f} | {r.get('ratio_to_purejaxrl_1_device', float('nan')):>12.2f}")
+              f"{r['ratio_to_1_device']:>11.2f} | {r.get('ratio_to_purejaxrl_1_device', float('nan')):>12.2f}"
+              + (f"  ({r['ratio_to_1_process']:.2f} x the same devices in one process)" if "ratio_to_1_process" in r else ""))
     if cpu:
         print("CPU: the devices are emulated and share this machine's cores; the ratios show sharding overhead, "
               "not speed-up.")
