@@ -95,3 +95,23 @@ def test_batch_sizes_are_per_learner():
     assert (config.batch_size(), config.total_batch_size(), config.num_minibatches()) == (4000, 4000, 31)
     config = DQNConfig().training(train_batch_size_per_learner=32)
     assert config.total_batch_size() == 32
+
+
+def test_distributed_initialize_names_bad_arguments_before_connecting():
+    """Bad multi-process arguments are named before jax.distributed tries to connect (which would wait)."""
+    from jaxrl_modules import distributed
+
+    raises_naming(ValueError, lambda: distributed.initialize("127.0.0.1:1234", 2), "coordinator", "num_processes",
+                  "process_id", "together")
+    raises_naming(ValueError, lambda: distributed.initialize("localhost", 2, 0), "coordinator", "HOST:PORT", "'localhost'")
+    raises_naming(ValueError, lambda: distributed.initialize("h:99999", 2, 0), "coordinator", "'h:99999'")
+    raises_naming(TypeError, lambda: distributed.initialize(1234, 2, 0), "coordinator", "1234")
+    raises_naming(ValueError, lambda: distributed.initialize("h:1", 0, 0), "num_processes", "got 0")
+    raises_naming(TypeError, lambda: distributed.initialize("h:1", True, 0), "num_processes", "True")
+    raises_naming(ValueError, lambda: distributed.initialize("h:1", 2, 2), "process_id", "[0, 1]", "got 2")
+    raises_naming(ValueError, lambda: distributed.initialize("h:1", 2, -1), "process_id", "-1")
+    assert not jax.distributed.is_initialized()
+    assert distributed.is_primary()
+    tree = {"a": jax.numpy.ones(3), "k": jax.random.key(0)}
+    got = distributed.host_values(tree)  # one process: plain device_get
+    assert isinstance(got["a"], np.ndarray) and np.all(got["a"] == 1)

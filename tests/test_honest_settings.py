@@ -708,7 +708,7 @@ SETTINGS = {
     "env_to_module_connector": {ALL: (T + "test_env_to_module_connector_shapes_the_module_input", REFUSE),
                                 "BC": REFUSE},
     "num_env_runners": {ALL: "tests/test_num_env_runners.py", "BC": REFUSE},
-    "num_learners": "tests/test_data_parallel.py::test_n_learners_update_equals_one_learner_update",
+    "num_learners": {ALL: "tests/test_data_parallel.py::test_n_learners_update_equals_one_learner_update"},
     "model_config": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module"},
     "rl_module_spec": {ALL: T + "test_model_config_and_rl_module_spec_reach_every_algorithms_module",
                        "DQN": REFUSE, "SAC": REFUSE, "BC": REFUSE},
