@@ -157,8 +157,8 @@ def main() -> None:
     per_device = args.per_device or (16 if cpu else 1024)
     global_envs = args.global_envs or (64 if cpu else 8192)
     iters = args.iterations or (5 if args.quick else 20)
-    results: dict = {"device": facts, "emulated_devices": cpu, "cpus": os.cpu_count(), "steps_per_env": STEPS, "iterations": iters,
-                     "envs_per_device_weak": per_device, "global_envs_strong": global_envs, "runs": []}
+    results: dict = {"device": facts, "emulated_devices": cpu, "cpus": os.cpu_count(), "steps_per_env": STEPS,
+                     "iterations": iters, "envs_per_device_weak": per_device, "global_envs_strong": global_envs, "runs": []}
 
     def record(kind: str, env: str, devices: int, envs: int, processes: int = 1) -> dict:
         part = ["--part", "ours", "--env", env, "--devices", str(devices), "--num-envs", str(envs),

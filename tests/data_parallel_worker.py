@@ -11,13 +11,13 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from jaxrl_modules import Columns
 from jaxrl_modules.algorithms.bc import BCConfig
 from jaxrl_modules.algorithms.dqn import DQNConfig
 from jaxrl_modules.algorithms.multi_agent_spec import multi_spec
 from jaxrl_modules.algorithms.ppo import PPOConfig
 from jaxrl_modules.algorithms.ppo.stacked_learner import make_ppo_learner
 from jaxrl_modules.algorithms.sac import SACConfig
+from learner_batches import fixed_batch
 
 B = 64  # the global batch
 TINY = {"fcnet_hiddens": [8]}
@@ -26,21 +26,7 @@ PENDULUM = (gym.spaces.Box(-8.0, 8.0, (3,), np.float32), gym.spaces.Box(-2.0, 2.
 
 
 def batch(algo: str) -> dict:
-    rng = np.random.default_rng(0)
-    f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
-    actions = rng.integers(0, 2, B)
-    if algo == "SAC":
-        return {Columns.OBS: f(B, 3), Columns.NEXT_OBS: f(B, 3), Columns.ACTIONS: rng.uniform(-1, 1, (B, 1)).astype(np.float32),
-                Columns.REWARDS: f(B), Columns.TERMINATEDS: rng.random(B) < 0.1}
-    if algo == "DQN":
-        return {Columns.OBS: f(B, 4), Columns.NEXT_OBS: f(B, 4), Columns.ACTIONS: actions, Columns.REWARDS: f(B),
-                Columns.TERMINATEDS: rng.random(B) < 0.1}
-    if algo == "BC":
-        return {Columns.OBS: f(B, 4), Columns.ACTIONS: actions}
-    logits = f(B, 2)
-    logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)), actions[:, None], -1)[:, 0]
-    return {Columns.OBS: f(B, 4), Columns.ACTIONS: actions, Columns.ACTION_DIST_INPUTS: logits, Columns.ACTION_LOGP: logp,
-            Columns.ADVANTAGES: f(B), Columns.VALUE_TARGETS: 5 * f(B)}
+    return fixed_batch(algo, B)
 
 
 def config(algo: str, n: int):

@@ -27,6 +27,7 @@ from jaxrl_modules.algorithms.sac import SACConfig
 from jaxrl_modules.envs import MultiAgentCartPole
 
 from conftest import CARTPOLE_ACT, CARTPOLE_OBS, raises_naming
+from learner_batches import fixed_batch
 from test_recurrent_and_image import KeepPositions
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
@@ -205,21 +206,7 @@ B = 64
 
 
 def _batch(algo):
-    rng = np.random.default_rng(0)
-    f = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
-    if algo == "SAC":
-        return {Columns.OBS: f(B, 3), Columns.NEXT_OBS: f(B, 3), Columns.ACTIONS: rng.uniform(-1, 1, (B, 1)).astype(np.float32),
-                Columns.REWARDS: f(B), Columns.TERMINATEDS: rng.random(B) < 0.1}
-    actions = rng.integers(0, 2, B)
-    if algo == "DQN":
-        return {Columns.OBS: f(B, 4), Columns.NEXT_OBS: f(B, 4), Columns.ACTIONS: actions, Columns.REWARDS: f(B),
-                Columns.TERMINATEDS: rng.random(B) < 0.1}
-    if algo == "BC":
-        return {Columns.OBS: f(B, 4), Columns.ACTIONS: actions}
-    logits = f(B, 2)
-    logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)), actions[:, None], -1)[:, 0]
-    return {Columns.OBS: f(B, 4), Columns.ACTIONS: actions, Columns.ACTION_DIST_INPUTS: logits, Columns.ACTION_LOGP: logp,
-            Columns.ADVANTAGES: f(B), Columns.VALUE_TARGETS: 5 * f(B)}
+    return fixed_batch(algo, B)
 
 
 def learner_outcome(algo, **settings):
@@ -794,7 +781,8 @@ def accepted_settings(cls):
     keyword arguments of its builder methods (api_stack's switches are one setting, "api_stack")."""
     config = cls()
     names = set(config.settings_table()) | set(vars(config)) | set(config._training_keys()) | {"api_stack"}
-    for method in ("environment", "env_runners", "learners", "rl_module", "multi_agent", "evaluation", "debugging", "offline_data"):
+    for method in ("environment", "env_runners", "learners", "rl_module", "multi_agent", "evaluation", "debugging",
+                   "offline_data"):
         if hasattr(config, method):
             params = inspect.signature(getattr(config, method)).parameters.values()
             names |= {p.name for p in params if p.kind is not p.VAR_KEYWORD}
