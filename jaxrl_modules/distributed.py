@@ -91,3 +91,13 @@ def orbax_this_process() -> Any:
     import orbax.checkpoint as ocp
 
     return ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()})
+
+
+def any_process(flag: bool) -> bool:
+    """True when `flag` is True on any process (every process must call it: it is a collective, and so
+    also a barrier); `flag` itself with one process."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.asarray([bool(flag)]))))

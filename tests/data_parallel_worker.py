@@ -109,10 +109,15 @@ def errors(n: int) -> None:
     for name, build in [("num_envs", lambda: cfg.build_train_fn(1)),
                         ("too_many", lambda: PPOConfig().learners(num_learners=2 * n).build_train_fn(1)),
                         ("host_envs", lambda: PPOConfig().environment("CartPole-v1").env_runners(
-                            num_envs_per_env_runner=n + 1).learners(num_learners=n).build())]:
+                            num_envs_per_env_runner=n + 1).learners(num_learners=n).build()),
+                        # 4000 rows in minibatches of 128 x n: 7 of 571 rows, rounded down to 568 to split evenly
+                        ("uneven_minibatches", lambda: PPOConfig().environment("gymnax:CartPole-v1").env_runners(
+                            num_envs_per_env_runner=8).rl_module(model_config=TINY).training(
+                            train_batch_size_per_learner=4000 // n, minibatch_size=128, num_epochs=1).learners(
+                            num_learners=n).build().train()["learners"]["default_policy"]["total_loss"] * 0)]:
         try:
-            build()
-            out[name] = None
+            got = build()
+            out[name] = None if got is None or got == 0 else repr(got)
         except (TypeError, ValueError) as err:
             out[name] = f"{type(err).__name__}: {err}"
     print(json.dumps(out))

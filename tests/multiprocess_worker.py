@@ -29,6 +29,15 @@ from jaxrl_modules.algorithms.ppo import PPOConfig  # noqa: E402
 
 TRAINING = dict(train_batch_size_per_learner=64, minibatch_size=16, num_epochs=2, lr=1e-3)
 
+if mode == "one_learner":  # num_learners left at its default in a run of several processes: refused
+    try:
+        PPOConfig().environment("gymnax:CartPole-v1").build()
+        message = None
+    except ValueError as err:
+        message = str(err)
+    (out / f"result_{pid}.json").write_text(json.dumps({"error": message}))
+    distributed.barrier("worker done")
+    sys.exit(0)
 if mode == "jit":
     config = (PPOConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=8, rollout_fragment_length=32)
               .rl_module(model_config={"fcnet_hiddens": [16]}).training(**TRAINING).learners(num_learners="auto"))

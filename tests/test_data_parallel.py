@@ -73,6 +73,7 @@ def test_settings_that_cannot_split_over_the_learners_are_named():
     assert out["host_envs"].startswith("ValueError: num_envs_per_env_runner") and "got 5" in out["host_envs"]
     assert out["too_many"].startswith("ValueError: num_learners") and "at most the 4 device" in out["too_many"]
     assert "xla_force_host_platform_device_count=8" in out["too_many"]
+    assert out["uneven_minibatches"] is None  # trains: minibatch rows rounded down to a multiple of the learners
 
 
 def test_num_learners_values():

@@ -43,6 +43,7 @@ def run_processes(commands: list[list[str]], env: dict, timeout: int = 300) -> l
 
 
 def worker(mode: str, processes: int, devices: int, out: Path) -> list[dict]:
+    """Runs tests/multiprocess_worker.py MODE as `processes` processes of `devices` devices each; their results."""
     out.mkdir()
     port = str(free_port())
     run_processes([[sys.executable, str(TESTS / "multiprocess_worker.py"), mode, str(i), str(processes), port, str(out)]
@@ -90,6 +91,12 @@ def test_two_processes_of_two_devices_train_as_one_process_of_four(tmp_path):
     assert max_diff([np.asarray(x) for x in jax.tree_util.tree_leaves(algo.get_params())], params(tmp_path / "two", 0)) < 1e-5
 
 
+def test_learners_must_span_every_process(tmp_path):
+    """num_learners left at one learner in a run of 2 processes would train 2 models apart: refused on both."""
+    for result in worker("one_learner", 2, 1, tmp_path / "one"):
+        assert result["error"].startswith("num_learners must be 'auto' or 2 in a run of 2 processes"), result
+
+
 def test_host_loop_processes_step_their_own_envs(tmp_path):
     """The gymnasium host loop on 2 processes x 2 devices: each process steps its own 2 envs (seeded
     apart) and feeds its devices; params stay identical; episodes and env steps count every process's."""
@@ -118,3 +125,54 @@ def test_launch_runs_the_command_line_on_two_processes(tmp_path):
     assert json.loads((runs / "r" / "config.json").read_text())["flags"]["num_learners"] == "auto"
     assert not list(tmp_path.glob("jaxrl_modules_process*"))
     assert done.stdout.count("trained 3 iterations") == 1  # process 0 reports
+
+
+def _train_processes(tmp: Path, *flags: str) -> tuple[list, list[str]]:
+    """2 `jaxrl-modules train` processes (2 devices each) of one run, started without `launch`."""
+    port = str(free_port())
+    common = [sys.executable, "-m", "jaxrl_modules.cli", "train", "--env", "gymnax:CartPole-v1", "--num-learners", "auto",
+              "--num-envs", "8", "--config", "train_batch_size_per_learner=64", "minibatch_size=32", "num_epochs=1",
+              "fcnet_hiddens=[16]", "--runs-dir", str(tmp / "runs"), "--name", "r", *flags]
+    return [subprocess.Popen(common + ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+                             env=_env(2, tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(2)], common
+
+
+def _finish(procs: list, timeout: int = 120) -> list[tuple[int, str]]:
+    try:
+        return [(p.wait(timeout=timeout), p.communicate()[1]) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_a_signal_to_one_process_stops_every_process_after_the_same_iteration(tmp_path):
+    """SIGTERM to process 1 alone: both processes stop after the same iteration, process 0 saves the
+    checkpoint and both exit 143 (nothing waits forever on a process that left)."""
+    import signal
+    import time
+
+    procs, _ = _train_processes(tmp_path, "--iterations", "100000", "--checkpoint-every", "100000")
+    metrics = tmp_path / "runs" / "r" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) > 2):
+        time.sleep(0.2)
+    procs[1].send_signal(signal.SIGTERM)
+    codes = _finish(procs)
+    assert [c for c, _ in codes] == [143, 143], codes
+    steps = [int(p.name) for p in (tmp_path / "runs" / "r" / "checkpoints").iterdir()]
+    assert len(steps) == 1 and len(metrics.read_text().splitlines()) == steps[0] + 1  # the last iteration, saved
+    assert json.loads((tmp_path / "runs" / "r" / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_a_command_line_one_process_refuses_stops_them_all(tmp_path):
+    """Process 0 refuses to write into a folder it did not make; process 1 (in its scratch folder) stops too."""
+    (tmp_path / "runs" / "r").mkdir(parents=True)
+    (tmp_path / "runs" / "r" / "notes.txt").write_text("mine")
+    procs, _ = _train_processes(tmp_path, "--iterations", "2")
+    codes = _finish(procs)
+    assert [c for c, _ in codes] == [2, 2], codes
+    assert "jaxrl-modules: error:" in codes[0][1] and "another process of this multi-process run" in codes[1][1]
+    assert [p.name for p in (tmp_path / "runs" / "r").iterdir()] == ["notes.txt"]

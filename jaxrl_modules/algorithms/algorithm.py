@@ -22,6 +22,24 @@ from jaxrl_modules.columns import DEFAULT_MODULE_ID
 COMPONENT_PREFIX = "learner_group/learner/rl_module"
 
 
+def _on_process_0(write: Any, elsewhere: Any) -> Any:
+    """`write()` on process 0 (the only process without jax.distributed); every process waits for it and
+    raises when it failed. Returns `write()`'s result on process 0, `elsewhere` on the others."""
+    from jaxrl_modules.distributed import any_process, is_primary
+
+    result, error = elsewhere, None
+    if is_primary():
+        try:
+            result = write()
+        except BaseException as err:  # re-raised below, after the other processes have heard of it
+            error = err
+    if any_process(error is not None):
+        if error is not None:
+            raise error
+        raise RuntimeError(f"process 0 could not write the checkpoint ({elsewhere}); see its error")
+    return result
+
+
 def _bad(where: str, expected: str, got: Any) -> None:
     raise ValueError(f"{where} must be {expected}; got {got!r} ({type(got).__name__})")
 
@@ -227,18 +245,12 @@ class Algorithm:
         safely and atomically as a module checkpoint (`jaxrl_modules.atomic_dir`).
 
         In a multi-process run (`jax.distributed`) every process must call it: the state is gathered
-        from all of them and process 0 alone writes; every process returns once it is written."""
+        from all of them and process 0 alone writes; every process returns once it is written, or
+        raises when process 0 could not write it."""
         from jaxrl_modules.checkpoint import save_dir
-        from jaxrl_modules.distributed import barrier, is_primary
 
         write = self._checkpoint_writer()
-        if not is_primary():
-            barrier("jaxrl_modules save_to_path")
-            return str(Path(path).expanduser().absolute())
-        try:
-            return save_dir(path, write, "algorithm")
-        finally:
-            barrier("jaxrl_modules save_to_path")
+        return _on_process_0(lambda: save_dir(path, write, "algorithm"), str(Path(path).expanduser().absolute()))
 
     def write_checkpoint(self, directory: Any) -> None:
         """Writes the checkpoint `save_to_path` writes into `directory`, an existing empty folder
@@ -246,14 +258,8 @@ class Algorithm:
         directory = Path(directory)
         if not directory.is_dir() or any(directory.iterdir()):
             raise ValueError(f"write_checkpoint needs an existing empty directory; got {str(directory)!r}")
-        from jaxrl_modules.distributed import barrier, is_primary
-
         write = self._checkpoint_writer()
-        try:
-            if is_primary():
-                write(directory)
-        finally:
-            barrier("jaxrl_modules write_checkpoint")
+        _on_process_0(lambda: write(directory), None)
 
     def _checkpoint_writer(self) -> Any:
         """A function of a folder that writes this algorithm's checkpoint into it (state captured now)."""

@@ -37,6 +37,9 @@ def resolve_num_learners(value: Any) -> int:
     if value == "auto":
         return jax.device_count()
     n = max(1, int(value))
+    if jax.process_count() > 1 and n != jax.device_count():
+        v.fail("num_learners", f"'auto' or {jax.device_count()} in a run of {jax.process_count()} processes (jax.distributed): "
+               "the learners must span every process's devices, or the processes would train apart", value)
     if n > 1 and n > jax.device_count():
         devices = jax.devices()
         v.fail("num_learners", f"at most the {len(devices)} device(s) JAX sees ({devices[0].platform}; "

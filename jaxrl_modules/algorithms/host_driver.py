@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 import jax
 import numpy as np
 
+from jaxrl_modules import validation as v
 from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.env_runner import (EpisodeReturns, GymEnvRunner, evaluate_policy, make_act_fn,
                                                  reject_stateful)
@@ -61,9 +62,9 @@ class HostDriver:
             # Data-parallel learners (`num_learners > 1`): the state lives replicated on their devices; every
             # process's envs feed its own devices' rows of the batch (`_place`).
             self.data_parallel = make_data_parallel(config)
-            if not hasattr(self.runner, "num_envs") and jax.process_count() > 1:
-                raise ValueError(f"the multi-agent host loop runs in one process; got {jax.process_count()} processes "
-                                 "(jax.distributed): train multi-agent envs across processes as JaxMARL envs in one jit")
+            if not hasattr(self.runner, "num_envs") and self.data_parallel.size > 1:
+                v.fail("num_learners", "0 or 1 for the multi-agent host loop, which trains on one device in one process "
+                       "(JaxMARL envs train data-parallel in one jit)", config.num_learners)
             self.data_parallel.check_rows(getattr(self.runner, "num_envs", 1) * jax.process_count(),
                                           "num_envs_per_env_runner", "a rollout's rows are split over the learners by "
                                           "env: max(1, num_env_runners) x num_envs_per_env_runner x processes",
@@ -161,8 +162,7 @@ class HostDriver:
                 raise
             finished += ended
             traj, last_obs = self._place(traj, last_obs)
-            state, metrics, code, rng = self._learn_fn(self.learner_state, traj, last_obs, self.runner.num_env_steps,
-                                                       self.rng)
+            state, metrics, code, rng = self._learn_fn(self.learner_state, traj, last_obs, self.env_steps, self.rng)
             pending = (code, state, metrics, r * steps if rollouts > 1 else None)
             self.learner_state, self.rng = state, rng
         self._check(pending, start, iteration, kept)
@@ -228,17 +228,17 @@ class HostDriver:
         self.learner_state = self.data_parallel.put_replicated(self.learner.with_params(self.learner_state, params))
 
     def state(self) -> dict:
-        return {"learner": self.learner_state, "rng": self.rng,
-                "env_steps": np.asarray(self.runner.num_env_steps, np.int64)}
+        return {"learner": self.learner_state, "rng": self.rng, "env_steps": np.asarray(self.env_steps, np.int64)}
 
     def set_state(self, state: dict) -> None:
+        """Restores `state()`; the env steps of a run of P processes are split evenly over this run's."""
         self.learner_state, self.rng = self.data_parallel.put_replicated((state["learner"], state["rng"]))
-        self.runner.num_env_steps = int(state["env_steps"])
+        self.runner.num_env_steps = int(state["env_steps"]) // jax.process_count()
 
     @property
     def env_steps(self) -> int:
-        """Env steps sampled over the algorithm's life, by every process (the runner's count x processes;
-        the runner's own is checkpointed)."""
+        """Env steps sampled over the algorithm's life by every process (the runner's count x processes:
+        each steps as many); what the learner counts and the checkpoint holds."""
         return int(self.runner.num_env_steps) * jax.process_count()
 
     @property

@@ -11,17 +11,21 @@ import optax
 
 def minibatch_epochs(loss_fn: Callable, optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
                      batch: Any, rng: jax.Array, num_epochs: int, num_minibatches: int, shuffle: bool = True,
-                     step_metrics: Optional[Callable] = None, shard: Optional[Callable] = None) -> tuple:
+                     step_metrics: Optional[Callable] = None, shard: Optional[Callable] = None,
+                     multiple: int = 1) -> tuple:
     """`num_epochs` passes over `batch` (leaves `[B, ...]`) in `num_minibatches` gradient steps each.
 
     `loss_fn(params, minibatch) -> (loss, metrics)`. Returns `(params, opt_state, metrics)`, the
     metrics of the last minibatch. A remainder of `B % num_minibatches` rows is skipped per epoch.
     `step_metrics(metrics, grads, opt_state) -> metrics` adds per-step metrics (grad norm, learning
     rate) from the gradients and the optimizer state before the update. `shard(tree)` places each
-    minibatch (data-parallel learners: split over the devices, `DataParallel.shard_rows`).
+    minibatch (data-parallel learners: split over the devices, `DataParallel.shard_rows`); each
+    minibatch's rows are rounded down to a `multiple` (the learners) so that they split evenly.
     """
     size = jax.tree_util.tree_leaves(batch)[0].shape[0]
-    usable = num_minibatches * (size // num_minibatches)
+    rows = max(multiple, (size // num_minibatches) // multiple * multiple)
+    num_minibatches = max(1, min(num_minibatches, size // rows))
+    usable = num_minibatches * rows
 
     def step(carry, mb):
         params, opt_state = carry

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,13 +58,25 @@ def join(args: argparse.Namespace) -> Optional[Path]:
     if distributed.is_primary():
         return None
     scratch = Path(tempfile.mkdtemp(prefix=f"jaxrl_modules_process{process_id}_"))
-    if args.resume is not None:  # restore from the run's checkpoints, write nothing into its folder
-        shutil.copytree(args.resume, scratch / "run")
-        args.resume = str(scratch / "run")
+    if args.resume is not None:  # restore from the run's checkpoints (copied by `copy_resumed_run`), write nothing there
+        args.resume_source, args.resume = args.resume, str(scratch / "run")
     else:
         args.runs_dir, args.name, args.overwrite = str(scratch), "run", False
     args.quiet = True  # process 0 reports
     return scratch
+
+
+def copy_resumed_run(args: argparse.Namespace) -> None:
+    """A non-primary process's private copy of the run folder it resumes; a UsageError when this host
+    cannot read it (each host needs the run folder, e.g. on a shared filesystem)."""
+    source = getattr(args, "resume_source", None)
+    if source is None or Path(args.resume).exists():
+        return
+    try:
+        shutil.copytree(source, args.resume)
+    except OSError as err:
+        raise UsageError(f"--resume {source!r}: this process (not process 0) cannot read the run folder ({err}); "
+                         "every host of a multi-process run needs it, e.g. on a shared filesystem") from None
 
 
 def leave(scratch: Optional[Path]) -> None:
@@ -98,14 +111,38 @@ def launch(args: argparse.Namespace) -> int:
         flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
         env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={args.devices_per_process}"])
     address = f"127.0.0.1:{args.port or free_port()}"
+    # Own sessions: a Ctrl-C at the terminal reaches the launcher alone, which passes it on once to each.
     procs = [subprocess.Popen([sys.executable, "-m", "jaxrl_modules.cli", *command, "--coordinator", address,
-                               "--num-processes", str(args.num_processes), "--process-id", str(i)], env=env)
-             for i in range(args.num_processes)]
-    try:
-        codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
+                               "--num-processes", str(args.num_processes), "--process-id", str(i)], env=env,
+                              start_new_session=True) for i in range(args.num_processes)]
+
+    def forward(signum: int, frame: Any) -> None:
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        codes = [p.wait() for p in procs]
-    return next((c for c in codes if c != 0), 0)
+                p.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _wait(procs)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        for p in procs:  # a process that failed leaves the others waiting on it: end them
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def _wait(procs: list) -> int:
+    """The first non-zero exit code (the others are then ended: they would wait on it), else 0."""
+    while True:
+        codes = [p.poll() for p in procs]
+        failed = next((c for c in codes if c not in (None, 0)), None)
+        if failed is not None:
+            for p in procs:
+                if p.poll() is None:
+                    p.terminate()
+            return failed
+        if all(c == 0 for c in codes):
+            return 0
+        time.sleep(0.2)

@@ -51,8 +51,12 @@ class StopSignals:
         self.signum: Optional[int] = None
         self._abortable = False
         self._old: dict = {}
+        self.shared = False  # a multi-process run: processes stop together, between iterations only
 
     def __enter__(self) -> "StopSignals":
+        import jax
+
+        self.shared = jax.process_count() > 1
         if threading.current_thread() is threading.main_thread():
             self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
@@ -66,8 +70,20 @@ class StopSignals:
             self.signum = signum
             print(f"\n{PROG}: {signal.Signals(signum).name}: stopping after this iteration and saving a checkpoint "
                   "(send it again to abort the iteration)", file=sys.stderr, flush=True)
-        elif self._abortable:
+        elif self._abortable and not self.shared:  # a process alone must not leave an iteration the others are in
             raise KeyboardInterrupt
+
+    def agreed(self) -> bool:
+        """Whether to stop now: a signal arrived (on any process of a multi-process run, where every
+        process must ask at the same point: it is a collective)."""
+        if not self.shared:
+            return self.signum is not None
+        from jaxrl_modules.distributed import any_process
+
+        if any_process(self.signum is not None):
+            self.signum = self.signum or signal.SIGTERM
+            return True
+        return False
 
     @contextmanager
     def abortable(self) -> Iterator[None]:
@@ -157,6 +173,28 @@ def train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Checks the command line on every process before any of them trains: one that refuses it stops
+    them all (a multi-process run would otherwise wait on it forever)."""
+    from jaxrl_modules.distributed import any_process
+
+    error = None
+    try:
+        args, run_dir, stored, config = _prepare(args)
+    except UsageError as err:
+        error = err
+    if any_process(error is not None):
+        if error is not None:
+            raise error
+        raise UsageError("another process of this multi-process run refused the command line; see its error")
+    with StopSignals() as stop:  # from here on SIGINT/SIGTERM end the command cleanly
+        return _run(args, config, run_dir, stored, stop)
+
+
+def _prepare(args: argparse.Namespace) -> tuple:
+    """`(args, run_dir, stored config.json or None, config)` of a train command line; UsageError when bad."""
+    from jaxrl_modules.cli.processes import copy_resumed_run
+
+    copy_resumed_run(args)
     stored: Optional[dict] = None
     if args.resume is not None:
         args, stored = rf.resume_args(args)
@@ -170,8 +208,7 @@ def _train(args: argparse.Namespace) -> int:
         rf.check_new_run_dir(run_dir, args.overwrite, args.runs_dir)
     config = config_from_args(args)
     config.evaluation(evaluation_duration=args.eval_episodes)  # what `--eval-every` evaluations run (config.json)
-    with StopSignals() as stop:  # from here on SIGINT/SIGTERM end the command cleanly
-        return _run(args, config, run_dir, stored, stop)
+    return args, run_dir, stored, config
 
 
 def _run(args: argparse.Namespace, config: Any, run_dir: Path, stored: Optional[dict], stop: StopSignals) -> int:
@@ -181,7 +218,7 @@ def _run(args: argparse.Namespace, config: Any, run_dir: Path, stored: Optional[
     algo, aborted = stop.run(lambda: _build(config, args))  # before any folder is made: a bad env leaves nothing behind
     if not aborted and args.eval_every:
         _, aborted = stop.run(lambda: _check_evaluate(algo, args))
-    if aborted or stop.signum is not None:
+    if aborted or stop.agreed():
         name = signal.Signals(stop.signum or signal.SIGINT).name
         print(f"{PROG}: stopped by {name} before training started; nothing was written", file=sys.stderr, flush=True)
         return 128 + int(stop.signum or signal.SIGINT)
@@ -263,7 +300,7 @@ def _loop(algo: Any, args: argparse.Namespace, log: MetricsLog, checkpoints: rf.
         task = progress.add_task(f"{args.algo} {args.env}", total=args.iterations, completed=algo.iteration,
                                  steps=log.last_steps, ret="-")
         while algo.iteration < args.iterations:
-            if stop.signum is not None:
+            if stop.agreed():  # every process stops after the same iteration
                 return "interrupted"
             result, aborted = stop.run(algo.train)
             if aborted:

@@ -65,7 +65,9 @@ class OfflineDriver:
         cfg = self.config
         rng, k_idx, k_upd = jax.random.split(self.rng, 3)
         n = len(self.data[Columns.OBS])
-        idx = np.asarray(jax.random.randint(k_idx, (min(cfg.total_batch_size(), n),), 0, n))
+        learners = self.learner.data_parallel.size  # rows split evenly over the learners
+        idx = np.asarray(jax.random.randint(k_idx, (min(cfg.total_batch_size(), max(learners, n // learners * learners)),),
+                                            0, n))
         batch = {Columns.OBS: self.data[Columns.OBS][idx].astype(np.float32), Columns.ACTIONS: self.data[Columns.ACTIONS][idx]}
         learner_state, metrics, code = self._update(self.learner_state, batch, k_upd)
         metrics, code = jax.device_get((metrics, code))

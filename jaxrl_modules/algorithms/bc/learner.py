@@ -48,5 +48,5 @@ class BCLearner:
         params, opt_state, metrics = minibatch_epochs(self.loss, self.optimizer, state.params, state.opt_state, batch, rng,
                                                       cfg.num_epochs, max(1, size // min(cfg.minibatch_size * dp.size, size)),
                                                       step_metrics=lambda m, g, o: {**m, **optimizer_metrics(g, o, cfg.lr)},
-                                                      shard=dp.shard_rows)
+                                                      shard=dp.shard_rows, multiple=dp.size)
         return dp.replicate(BCLearnerState(params, opt_state)), metrics

@@ -176,7 +176,8 @@ class PPOLearner:
         trainable, opt_state, metrics = minibatch_epochs(
             lambda p, mb: self.loss({**frozen, **p} if frozen else p, mb, state.kl_coeff), self.optimizer,
             self._trainable(state.params), state.opt_state, batch, rng, cfg.num_epochs,
-            num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch, self._step_metrics, dp.shard_rows)
+            num_minibatches or cfg.num_minibatches(size), cfg.shuffle_batch_per_epoch, self._step_metrics, dp.shard_rows,
+            dp.size)
         params = {mid: frozen.get(mid, trainable.get(mid)) for mid in state.params} if frozen else trainable
         kl_coeff = dict(state.kl_coeff)
         if cfg.use_kl_loss:
@@ -197,8 +198,14 @@ def require_a_trained_policy(trained_ids: list, policy_ids: list, config: Any) -
 
 def rows_per_iteration(config: Any) -> int:
     """Rows of one single-agent iteration's batch: steps per env x envs, the envs being
-    `max(1, num_env_runners) * num_envs_per_env_runner` ("auto" steps split the train batch over them)."""
+    `max(1, num_env_runners) * num_envs_per_env_runner` (x processes in a multi-process host loop;
+    "auto" steps split the global train batch over them)."""
+    from jaxrl_modules.algorithms.jaxmarl_runner import is_jaxmarl
+    from jaxrl_modules.envs.registry import is_gymnax
+
     envs = max(1, int(getattr(config, "num_env_runners", 0) or 0)) * config.num_envs_per_env_runner
+    if not (is_gymnax(config.env) or is_jaxmarl(config.env)):
+        envs *= jax.process_count()  # a host loop's envs are per process; the all-in-jit loop's are the run's
     if config.rollout_fragment_length == "auto":
         return max(1, config.total_batch_size() // envs) * envs
     return int(config.rollout_fragment_length) * envs
