@@ -102,6 +102,16 @@ def solve(n: int, iterations: int) -> None:
     print(json.dumps(out))
 
 
+def vmapped_seeds(n: int) -> int:
+    """0 when build_train_fn with n learners vmaps over 2 seeds into 2 different runs."""
+    cfg = (PPOConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=n, rollout_fragment_length=8)
+           .rl_module(model_config=TINY).training(train_batch_size_per_learner=8, minibatch_size=4, num_epochs=1)
+           .learners(num_learners=n))
+    params, _ = jax.jit(jax.vmap(cfg.build_train_fn(2)))(jax.random.split(jax.random.key(0), 2))
+    kernel = np.asarray(jax.tree_util.tree_leaves(params)[0])
+    return 0 if kernel.shape[0] == 2 and not np.allclose(kernel[0], kernel[1]) else 1
+
+
 def errors(n: int) -> None:
     """The messages of settings that cannot split over n learners."""
     out = {}
@@ -114,7 +124,8 @@ def errors(n: int) -> None:
                         ("uneven_minibatches", lambda: PPOConfig().environment("gymnax:CartPole-v1").env_runners(
                             num_envs_per_env_runner=8).rl_module(model_config=TINY).training(
                             train_batch_size_per_learner=4000 // n, minibatch_size=128, num_epochs=1).learners(
-                            num_learners=n).build().train()["learners"]["default_policy"]["total_loss"] * 0)]:
+                            num_learners=n).build().train()["learners"]["default_policy"]["total_loss"] * 0),
+                        ("vmapped_seeds", lambda: vmapped_seeds(n))]:
         try:
             got = build()
             out[name] = None if got is None or got == 0 else repr(got)

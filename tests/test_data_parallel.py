@@ -68,12 +68,15 @@ def test_sharded_all_in_jit_ppo_solves_cartpole_like_one_device():
 
 
 def test_settings_that_cannot_split_over_the_learners_are_named():
+    """Envs that do not split over the learners, more learners than devices: named; an uneven minibatch
+    split is rounded instead, and seeds still vmap."""
     out = run_worker("errors", "4")
     assert out["num_envs"].startswith("ValueError: num_envs_per_env_runner") and "num_learners=4" in out["num_envs"]
     assert out["host_envs"].startswith("ValueError: num_envs_per_env_runner") and "got 5" in out["host_envs"]
     assert out["too_many"].startswith("ValueError: num_learners") and "at most the 4 device" in out["too_many"]
     assert "xla_force_host_platform_device_count=8" in out["too_many"]
     assert out["uneven_minibatches"] is None  # trains: minibatch rows rounded down to a multiple of the learners
+    assert out["vmapped_seeds"] is None  # build_train_fn with 4 learners still vmaps over seeds (2 different runs)
 
 
 def test_num_learners_values():
