@@ -38,6 +38,38 @@ if mode == "one_learner":  # num_learners left at its default in a run of severa
     (out / f"result_{pid}.json").write_text(json.dumps({"error": message}))
     distributed.barrier("worker done")
     sys.exit(0)
+if mode == "nan_on_one":  # process 1's envs return a NaN observation after 40 steps: every process stops
+    import gymnasium as gym
+
+    from jaxrl_modules.algorithms.nonfinite import NonFiniteError
+    from jaxrl_modules.envs.registry import register_env
+
+    class NanOnProcess1(gym.Wrapper):
+        def __init__(self, config=None):
+            super().__init__(gym.make("CartPole-v1"))
+            self.steps = 0
+
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.steps += 1
+            if jax.process_index() == 1 and self.steps > 40:
+                obs = obs * np.nan
+            return obs, reward, terminated, truncated, info
+
+    register_env("nan_on_process_1", NanOnProcess1)
+    algo = (PPOConfig().environment("nan_on_process_1").env_runners(num_envs_per_env_runner=2)
+            .rl_module(model_config={"fcnet_hiddens": [16]}).training(**TRAINING).learners(num_learners="auto")).build()
+    errors = []
+    for _ in range(3):
+        try:
+            algo.train()
+        except NonFiniteError as err:
+            errors.append(str(err))
+            break
+    (out / f"result_{pid}.json").write_text(json.dumps({"errors": errors, "iteration": algo.iteration}))
+    algo.stop()
+    distributed.barrier("worker done")
+    sys.exit(0)
 if mode == "jit":
     config = (PPOConfig().environment("gymnax:CartPole-v1").env_runners(num_envs_per_env_runner=8, rollout_fragment_length=32)
               .rl_module(model_config={"fcnet_hiddens": [16]}).training(**TRAINING).learners(num_learners="auto"))

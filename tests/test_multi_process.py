@@ -97,6 +97,15 @@ def test_learners_must_span_every_process(tmp_path):
         assert result["error"].startswith("num_learners must be 'auto' or 2 in a run of 2 processes"), result
 
 
+def test_a_nan_one_process_meets_stops_every_process(tmp_path):
+    """Process 1's env returns a NaN observation: both processes raise NonFiniteError in the same iteration
+    (process 0 naming the other process), neither waits on the other."""
+    zero, one = worker("nan_on_one", 2, 2, tmp_path / "nan")
+    assert len(zero["errors"]) == len(one["errors"]) == 1 and zero["iteration"] == one["iteration"] == 0
+    assert "non-finite env observation" in one["errors"][0]
+    assert "another process of this multi-process run" in zero["errors"][0]
+
+
 def test_host_loop_processes_step_their_own_envs(tmp_path):
     """The gymnasium host loop on 2 processes x 2 devices: each process steps its own 2 envs (seeded
     apart) and feeds its devices; params stay identical; episodes and env steps count every process's."""

@@ -155,8 +155,7 @@ class HostDriver:
                 self._check(pending, start, iteration, kept)
             try:  # acting folds each step's lifetime env-step count into `rng`: a fresh key per step
                 with at_iteration(iteration, kept):
-                    traj, last_obs, ended = self.runner.sample(self.act, self._acting_params(), self._acting_rng(),
-                                                               steps, first_step=r * steps)
+                    traj, last_obs, ended = self._sample(steps, r * steps)
             except NonFiniteError:
                 self.learner_state, self.rng = start
                 raise
@@ -169,6 +168,23 @@ class HostDriver:
         total, count = all_processes_sum([sum(float(x) for x in finished), len(finished)])
         result = {"env_runners": self.returns.update_sum(total, int(count)), "num_env_steps_sampled_lifetime": self.env_steps}
         return self._result(result, jax.device_get(metrics))
+
+    def _sample(self, steps: int, first_step: int) -> tuple:
+        """The runner's rollout. In a multi-process run every process learns from every rollout, so a
+        non-finite env value one process met stops every process (each raises NonFiniteError)."""
+        if jax.process_count() == 1:
+            return self.runner.sample(self.act, self._acting_params(), self._acting_rng(), steps, first_step=first_step)
+        from jaxrl_modules.distributed import any_process
+
+        error, out = None, None
+        try:
+            out = self.runner.sample(self.act, self._acting_params(), self._acting_rng(), steps, first_step=first_step)
+        except NonFiniteError as err:
+            error = err
+        if any_process(error is not None):
+            raise error or NonFiniteError("env value on another process", None,
+                                          "another process of this multi-process run met it (see its error)")
+        return out
 
     # ----------------------------------------------------------------- data-parallel placement
     def _place(self, traj: Any, last_obs: Any) -> tuple:

@@ -94,6 +94,10 @@ class MultiSeedAlgorithm:
             v.fail("num_seeds (--num-seeds)", "an int >= 1", num_seeds, TypeError)
         if num_seeds < 1:
             v.fail("num_seeds (--num-seeds)", "an int >= 1", num_seeds)
+        if jax.process_count() > 1:
+            v.fail("num_seeds (--num-seeds)", "used in a run of one process (vmapped seeds are not built for "
+                   f"jax.distributed; this run has {jax.process_count()} processes): train the seeds one run each",
+                   num_seeds)
         if not isinstance(config, AlgorithmConfig):
             v.fail("MultiSeedAlgorithm's config", "an AlgorithmConfig such as PPOConfig()", config, TypeError)
         if not (is_gymnax(config.env) or is_jaxmarl(config.env)):

@@ -106,22 +106,27 @@ def launch(args: argparse.Namespace) -> int:
         raise UsageError("launch sets --coordinator, --num-processes and --process-id itself; leave them out of the "
                          "train command")
     env = dict(os.environ)
+    envs = [env] * args.num_processes
     if args.devices_per_process is not None:
         check_positive("--devices-per-process", args.devices_per_process)
         flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith("--xla_force_host_platform_device_count")]
         env["XLA_FLAGS"] = " ".join([*flags, f"--xla_force_host_platform_device_count={args.devices_per_process}"])
+        if "CUDA_VISIBLE_DEVICES" not in os.environ:  # GPUs: each process its own D of them
+            d = args.devices_per_process
+            envs = [{**env, "CUDA_VISIBLE_DEVICES": ",".join(str(i * d + j) for j in range(d))}
+                    for i in range(args.num_processes)]
     address = f"127.0.0.1:{args.port or free_port()}"
     # Own sessions: a Ctrl-C at the terminal reaches the launcher alone, which passes it on once to each.
     procs = [subprocess.Popen([sys.executable, "-m", "jaxrl_modules.cli", *command, "--coordinator", address,
-                               "--num-processes", str(args.num_processes), "--process-id", str(i)], env=env,
+                               "--num-processes", str(args.num_processes), "--process-id", str(i)], env=envs[i],
                               start_new_session=True) for i in range(args.num_processes)]
 
     def forward(signum: int, frame: Any) -> None:
         for p in procs:
-            if p.poll() is None:
-                p.send_signal(signum)
+            if p.poll() is None:  # a hang-up (the terminal closed) stops the run as SIGTERM does
+                p.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         return _wait(procs)
     finally:
@@ -133,16 +138,26 @@ def launch(args: argparse.Namespace) -> int:
                 p.wait()
 
 
-def _wait(procs: list) -> int:
-    """The first non-zero exit code (the others are then ended: they would wait on it), else 0."""
+def _wait(procs: list, grace: float = 120.0) -> int:
+    """Waits for every process; returns the first non-zero exit code, else 0. Once one has exited
+    non-zero, the others get `grace` seconds to finish (a stop or a NaN ends them all, process 0 saving
+    last) before they are ended: after a failure of one alone they would wait on it."""
+    deadline = None
     while True:
         codes = [p.poll() for p in procs]
         failed = next((c for c in codes if c not in (None, 0)), None)
-        if failed is not None:
+        if all(c is not None for c in codes):
+            return failed or 0
+        if failed is not None and deadline is None:
+            deadline = time.monotonic() + grace
+        if deadline is not None and time.monotonic() > deadline:
             for p in procs:
                 if p.poll() is None:
                     p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
             return failed
-        if all(c == 0 for c in codes):
-            return 0
         time.sleep(0.2)

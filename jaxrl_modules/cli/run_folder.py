@@ -344,11 +344,16 @@ def _handler_classes() -> tuple[type, type, type]:
         return _HANDLER
     import orbax.checkpoint as ocp
 
+    from jaxrl_modules.distributed import is_primary
+
     class AlgorithmCheckpointHandler(ocp.CheckpointHandler):
         """Writes/reads an algorithm checkpoint (`Algorithm.write_checkpoint` / `restore_from_path`) as a manager item."""
 
         def save(self, directory: Any, args: "AlgorithmSave") -> None:  # type: ignore[override]
-            args.algorithm.write_checkpoint(Path(directory))
+            if args.writer is None:
+                args.algorithm.write_checkpoint(Path(directory))
+            elif is_primary():  # the state was gathered before the save (`Checkpoints.save`); process 0 writes
+                args.writer(Path(directory))
 
         def restore(self, directory: Any, args: "AlgorithmRestore") -> Any:  # type: ignore[override]
             args.algorithm.restore_from_path(Path(directory))
@@ -358,6 +363,7 @@ def _handler_classes() -> tuple[type, type, type]:
     @dataclasses.dataclass
     class AlgorithmSave(ocp.args.CheckpointArgs):
         algorithm: Any
+        writer: Any = None  # `Algorithm._checkpoint_writer()`, made on every process before the save
 
     @ocp.args.register_with_handler(AlgorithmCheckpointHandler, for_restore=True)
     @dataclasses.dataclass
@@ -427,14 +433,25 @@ class Checkpoints:
         """Saves the algorithm at its iteration (once per iteration); a finite `evaluation_return` ranks it for the best."""
         import orbax.checkpoint as ocp
 
+        from jaxrl_modules.distributed import any_process
+
         step = int(algorithm.iteration)
         if step not in self.manager.all_steps():
             metrics = None
             if evaluation_return is not None and math.isfinite(evaluation_return):
                 metrics = {EVAL_COLUMN: float(evaluation_return)}
-            self.manager.save(step, args=ocp.args.Composite(**{ITEM: self._save_args(algorithm)}), metrics=metrics,
-                              force=True)
-            self.manager.wait_until_finished()
+            # Every collective of a save (gathering a multi-process state) runs here, on every process alike;
+            # inside orbax only process 0 writes, and whatever fails there is then shared by one collective.
+            make_writer = getattr(algorithm, "_checkpoint_writer", None)  # an Algorithm's; MultiSeedAlgorithm writes itself
+            writer, error = (make_writer() if make_writer is not None else None), None
+            try:
+                self.manager.save(step, args=ocp.args.Composite(**{ITEM: self._save_args(algorithm, writer)}),
+                                  metrics=metrics, force=True)
+                self.manager.wait_until_finished()
+            except Exception as err:  # re-raised below, once every process knows
+                error = err
+            if any_process(error is not None):
+                raise error or RuntimeError(f"process 0 could not save checkpoint {step}; see its error")
         return self.path(step)
 
     def restore_latest(self, algorithm: Any) -> int:

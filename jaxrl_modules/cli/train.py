@@ -52,6 +52,7 @@ class StopSignals:
         self._abortable = False
         self._old: dict = {}
         self.shared = False  # a multi-process run: processes stop together, between iterations only
+        self._extra = 0  # signals after the first (multi-process: the third exits at once)
 
     def __enter__(self) -> "StopSignals":
         import jax
@@ -68,10 +69,17 @@ class StopSignals:
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is None:
             self.signum = signum
+            again = ("send it twice more to exit at once without saving" if self.shared
+                     else "send it again to abort the iteration")
             print(f"\n{PROG}: {signal.Signals(signum).name}: stopping after this iteration and saving a checkpoint "
-                  "(send it again to abort the iteration)", file=sys.stderr, flush=True)
-        elif self._abortable and not self.shared:  # a process alone must not leave an iteration the others are in
+                  f"({again})", file=sys.stderr, flush=True)
+        elif self._abortable and not self.shared:
             raise KeyboardInterrupt
+        elif self.shared:  # a process alone must not leave an iteration the others are in: a third signal ends it
+            self._extra += 1
+            if self._extra >= 2:
+                print(f"\n{PROG}: {signal.Signals(signum).name}: exiting now without saving", file=sys.stderr, flush=True)
+                os._exit(128 + signum)
 
     def agreed(self) -> bool:
         """Whether to stop now: a signal arrived (on any process of a multi-process run, where every
@@ -238,13 +246,18 @@ def _run(args: argparse.Namespace, config: Any, run_dir: Path, stored: Optional[
     extra = [seed_column(i) for i in range(args.num_seeds if args.num_seeds > 1 else 0)]
     extra += [rf.EVAL_COLUMN] if args.eval_every else []
     log = MetricsLog(run_dir / rf.METRICS_FILE, run_dir / rf.TENSORBOARD_DIR, extra, resume_at)
-    status, error = "finished", None
+    status, error, alone = "finished", None, False
     try:
         status = _loop(algo, args, log, checkpoints, stop, _stop_reward(args))
-    except NonFiniteError as err:
+    except NonFiniteError as err:  # every process meets it at the same point (the metrics and params are shared)
         status, error = "nonfinite", err
+    except BaseException:
+        # An error of this process alone: in a multi-process run the others cannot join its last save (a
+        # collective), so it exits without one and JAX's coordination service ends the others.
+        alone = stop.shared
+        raise
     finally:  # whatever ended the run (also an unexpected error): keep the last state, the metrics and the curve
-        final = checkpoints.save(algo)
+        final = checkpoints.save(algo) if not alone else None
         best = checkpoints.best_step()
         checkpoints.close()
         log.close()
