@@ -93,11 +93,18 @@ def orbax_this_process() -> Any:
     return ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()})
 
 
-def any_process(flag: bool) -> bool:
-    """True when `flag` is True on any process (every process must call it: it is a collective, and so
-    also a barrier); `flag` itself with one process."""
+def sum_over_processes(values: Any) -> np.ndarray:
+    """`values` (numbers) summed over every process of a multi-process run, as they are with one (a
+    collective, and so also a barrier: every process must call it)."""
+    values = np.asarray(values, np.float64)
     if jax.process_count() == 1:
-        return bool(flag)
+        return values
     from jax.experimental import multihost_utils
 
-    return bool(np.any(multihost_utils.process_allgather(np.asarray([bool(flag)]))))
+    return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
+
+
+def any_process(flag: bool) -> bool:
+    """True when `flag` is True on any process (a collective: every process must call it); `flag`
+    itself with one process."""
+    return bool(sum_over_processes([bool(flag)])[0] > 0)

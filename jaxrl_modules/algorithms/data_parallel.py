@@ -107,7 +107,7 @@ class DataParallel:
             if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
                 data = np.asarray(jax.random.key_data(x))
                 impl = jax.random.key_impl(x)
-                raw = jax.make_array_from_callback(data.shape, NamedSharding(self.mesh, P()), lambda i: data[i])
+                raw = jax.make_array_from_callback(data.shape, sharding, lambda i: data[i])
                 return jax.random.wrap_key_data(raw, impl=impl)
             host = np.asarray(x)
             return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])

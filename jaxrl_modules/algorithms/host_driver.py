@@ -16,6 +16,7 @@ from jaxrl_modules.algorithms.data_parallel import make_data_parallel
 from jaxrl_modules.algorithms.env_runner import (EpisodeReturns, GymEnvRunner, evaluate_policy, make_act_fn,
                                                  reject_stateful)
 from jaxrl_modules.algorithms.learner import Rollout, default_learner
+from jaxrl_modules.distributed import any_process, sum_over_processes
 from jaxrl_modules.algorithms.nonfinite import (KEPT_STATE, NonFiniteError, at_iteration, describe, nonfinite_code,
                                                 quantity_names)
 from jaxrl_modules.apis import check_required_apis
@@ -28,16 +29,6 @@ ROLLOUTS_KEPT = ("the algorithm keeps its learner state (params, optimizer state
 
 def floats(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items()}
-
-
-def all_processes_sum(values: list) -> np.ndarray:
-    """`values` summed over every process of a multi-process run (as they are with one)."""
-    values = np.asarray(values, np.float64)
-    if jax.process_count() == 1:
-        return values
-    from jax.experimental import multihost_utils
-
-    return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
 
 
 class HostDriver:
@@ -165,7 +156,7 @@ class HostDriver:
             pending = (code, state, metrics, r * steps if rollouts > 1 else None)
             self.learner_state, self.rng = state, rng
         self._check(pending, start, iteration, kept)
-        total, count = all_processes_sum([sum(float(x) for x in finished), len(finished)])
+        total, count = sum_over_processes([sum(float(x) for x in finished), len(finished)])
         result = {"env_runners": self.returns.update_sum(total, int(count)), "num_env_steps_sampled_lifetime": self.env_steps}
         return self._result(result, jax.device_get(metrics))
 
@@ -174,8 +165,6 @@ class HostDriver:
         non-finite env value one process met stops every process (each raises NonFiniteError)."""
         if jax.process_count() == 1:
             return self.runner.sample(self.act, self._acting_params(), self._acting_rng(), steps, first_step=first_step)
-        from jaxrl_modules.distributed import any_process
-
         error, out = None, None
         try:
             out = self.runner.sample(self.act, self._acting_params(), self._acting_rng(), steps, first_step=first_step)
